@@ -1,0 +1,16 @@
+"""DVC stage `split`: a seeded train/test split (data.test_size, seed)."""
+
+from digits_nn import artifacts, data
+from digits_nn.cli import stage
+from digits_nn.config import Config
+
+
+@stage
+def main(cfg: Config) -> None:
+    scaled = artifacts.read_scaled(cfg.paths.scaled)
+    split = data.split(scaled.X, scaled.y, cfg.data.test_size, cfg.seed)
+    artifacts.write_split(cfg.paths.split, split)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""DVC stage `train`: fit the network and open its MLflow run (model, cost curve)."""
+
+from pathlib import Path
+
+from digits_nn import artifacts, pipeline
+from digits_nn.cli import PARAMS_FILE, stage
+from digits_nn.config import Config
+
+
+@stage
+def main(cfg: Config) -> None:
+    split = artifacts.read_split(cfg.paths.split)
+    onehot = artifacts.read_onehot(cfg.paths.onehot, split)
+    store = pipeline.open_store(cfg)
+    with pipeline.recording(store, cfg, data_file=Path(cfg.paths.split)) as recorder:
+        pipeline.train_and_record(cfg, split, onehot, recorder, cfg.paths, Path(PARAMS_FILE))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""What every entry point does around its work: logging, signals and exit codes.
+
+A user error (bad config, bad artifact, diverged training, broken store) is reported
+once, as one short message without a traceback, with exit status 2. Ctrl-C exits with
+130 and SIGTERM with 143, after the open MLflow run has been closed as KILLED.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from digits_nn import config, tracking
+from digits_nn.config import Config
+from digits_nn.errors import DigitsNNError
+
+PARAMS_FILE = "params.yaml"
+EXIT_USER_ERROR, EXIT_SIGINT, EXIT_SIGTERM = 2, 130, 143
+
+log = logging.getLogger("digits_nn")
+
+
+def guarded(work: Callable[[], None]) -> NoReturn:
+    """Run ``work`` and exit with the status that says how it ended."""
+    tracking.raise_on_sigterm()
+    try:
+        work()
+    except DigitsNNError as error:
+        log.error("%s", error)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        log.error("interrupted (SIGINT); outputs are written whole or not at all")
+        sys.exit(EXIT_SIGINT)
+    except tracking.Terminated:
+        log.error("terminated (SIGTERM); outputs are written whole or not at all")
+        sys.exit(EXIT_SIGTERM)
+    sys.exit(0)
+
+
+def stage(main: Callable[[Config], None]) -> Callable[[], NoReturn]:
+    """Make ``main(config)`` a DVC stage: it reads and validates ``params.yaml`` first."""
+
+    @functools.wraps(main)
+    def entry() -> NoReturn:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
+            datefmt="%H:%M:%S",
+        )
+        guarded(lambda: main(config.load(PARAMS_FILE)))
+
+    return entry

@@ -1,0 +1,204 @@
+"""The typed configuration schema, and the one place where it is validated.
+
+Every entry point (the DVC stages reading ``params.yaml``, ``pipelines/run.py`` reading
+Hydra's composition) turns its raw mapping into a :class:`Config` through
+:func:`parse`, before any data or training work starts. Types and unknown keys are
+checked by OmegaConf against the dataclasses below; ranges and choices by
+:func:`_range_errors`. A bad value raises :class:`ConfigError` naming the key, the
+value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from digits_nn.errors import ConfigError
+
+ACTIVATIONS = ("sigmoid",)
+INITS = ("uniform",)
+DTYPES = ("float64", "float32")
+
+
+@dataclass
+class DataConfig:
+    test_size: float = 0.4
+
+
+@dataclass
+class ModelConfig:
+    hidden_size: int = 30
+    # OmegaConf 2.3 understands typing.Optional, not the `X | None` spelling.
+    hidden_sizes: Optional[list[int]] = None  # noqa: UP045
+    activation: str = "sigmoid"
+    init: str = "uniform"
+
+    def layer_sizes(self, n_inputs: int, n_outputs: int) -> list[int]:
+        hidden = list(self.hidden_sizes) if self.hidden_sizes is not None else [self.hidden_size]
+        return [n_inputs, *hidden, n_outputs]
+
+
+@dataclass
+class TrainConfig:
+    alpha: float = 0.25
+    iterations: int = 3000
+    dtype: str = "float64"
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: Optional[str] = None  # noqa: UP045
+    experiment: str = "digits-nn"
+
+
+@dataclass
+class PathsConfig:
+    raw: str = "data/raw/digits.npz"
+    scaled: str = "data/interim/scaled.npz"
+    split: str = "data/processed/split.npz"
+    onehot: str = "data/processed/onehot.npz"
+    model: str = "models/model.npz"
+    cost: str = "reports/cost.csv"
+    metrics: str = "reports/metrics.json"
+    classes: str = "reports/classes.json"
+    predictions: str = "reports/predictions.csv"
+    plots: str = "reports/plots"
+
+    def under(self, root: Path) -> PathsConfig:
+        """The same layout rooted at ``root`` instead of the working directory."""
+        return PathsConfig(**{f.name: str(root / getattr(self, f.name)) for f in fields(self)})
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+def parse(raw: Mapping[str, Any] | DictConfig) -> Config:
+    """Validate a raw mapping (``params.yaml`` or a Hydra config) into a :class:`Config`."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), raw)
+        config = OmegaConf.to_object(merged)
+    except ConfigKeyError as error:
+        raise ConfigError(_unknown_key_message(error)) from None
+    except OmegaConfBaseException as error:
+        raise ConfigError(_type_message(error)) from None
+    assert isinstance(config, Config)
+    errors = list(_range_errors(config))
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return config
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate ``params.yaml``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing; it is `conf/` composed (run `make params`).")
+    try:
+        raw = OmegaConf.load(path)
+    except Exception as error:  # yaml's errors do not share a useful base class
+        raise ConfigError(f"{path}: not valid YAML ({error}).") from None
+    if not isinstance(raw, DictConfig):
+        raise ConfigError(f"{path}: expected a mapping of config groups, got a list.")
+    return parse(raw)
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """The config as plain nested dicts, in the schema's key order."""
+    return OmegaConf.to_container(OmegaConf.structured(config))  # type: ignore[return-value]
+
+
+def flatten(config: Config) -> dict[str, Any]:
+    """Dotted keys to values, e.g. ``{"train.alpha": 0.25, ...}`` (MLflow params)."""
+
+    def walk(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+        if is_dataclass(node):
+            for f in fields(node):
+                yield from walk(getattr(node, f.name), f"{prefix}{f.name}.")
+        else:
+            yield prefix[:-1], node
+
+    return dict(walk(config, ""))
+
+
+def _range_errors(config: Config) -> Iterator[str]:
+    def bad(key: str, value: Any, allowed: str) -> str:
+        return f"{key}={value!r} is not allowed: {allowed}."
+
+    if config.seed < 0 or config.seed >= 2**32:
+        yield bad("seed", config.seed, "a whole number from 0 to 2**32 - 1")
+    if not (0.0 < config.data.test_size < 1.0):
+        yield bad("data.test_size", config.data.test_size, "a number strictly between 0 and 1")
+    if config.model.hidden_size < 1:
+        yield bad("model.hidden_size", config.model.hidden_size, "a whole number >= 1")
+    sizes = config.model.hidden_sizes
+    if sizes is not None and (len(sizes) == 0 or min(sizes) < 1):
+        yield bad("model.hidden_sizes", sizes, "null, or a non-empty list of whole numbers >= 1")
+    if config.model.activation not in ACTIVATIONS:
+        yield bad("model.activation", config.model.activation, f"one of {', '.join(ACTIVATIONS)}")
+    if config.model.init not in INITS:
+        yield bad("model.init", config.model.init, f"one of {', '.join(INITS)}")
+    alpha = config.train.alpha
+    if not (math.isfinite(alpha) and alpha > 0):
+        yield bad("train.alpha", alpha, "a finite number > 0")
+    if config.train.iterations < 1:
+        yield bad("train.iterations", config.train.iterations, "a whole number >= 1")
+    if config.train.dtype not in DTYPES:
+        yield bad("train.dtype", config.train.dtype, f"one of {', '.join(DTYPES)}")
+    if not config.tracking.experiment.strip():
+        yield bad("tracking.experiment", config.tracking.experiment, "a non-empty name")
+
+
+def _unknown_key_message(error: ConfigKeyError) -> str:
+    key = error.full_key or str(error.key)
+    parent, _, _ = key.rpartition(".")
+    section = _section_schema(parent)
+    allowed = ", ".join(f.name for f in fields(section)) if section else "see conf/"
+    where = f"in '{parent}'" if parent else "at the top level"
+    return f"{key}: unknown key {where}. Allowed keys: {allowed}."
+
+
+def _type_message(error: OmegaConfBaseException) -> str:
+    key = error.full_key or str(error.key or "")
+    if not key:
+        # OmegaConf names no key when a whole section has the wrong shape.
+        first_line = str(error.msg).splitlines()[0]
+        return f"wrong shape: {first_line}; every config group must be a mapping of keys."
+    parent, _, name = re.sub(r"\[\d+\]$", "", key).rpartition(".")
+    section = _section_schema(parent)
+    expected = next((f.type for f in fields(section) if f.name == name), None) if section else None
+    allowed = {
+        "float": "a number",
+        "int": "a whole number",
+        "bool": "true or false",
+        "str": "a string",
+        "Optional[str]": "null or a string",
+        "Optional[list[int]]": "null or a list of whole numbers",
+    }.get(str(expected), "see conf/ for the expected type")
+    return f"{key}={getattr(error, 'value', None)!r} is not allowed: {allowed}."
+
+
+def _section_schema(dotted: str) -> Any:
+    node: Any = Config
+    for part in filter(None, dotted.split(".")):
+        match = next((f for f in fields(node) if f.name == part), None)
+        if match is None:
+            return None
+        node = match.default_factory() if callable(match.default_factory) else None  # type: ignore[misc]
+        if node is None or not is_dataclass(node):
+            return None
+    return node

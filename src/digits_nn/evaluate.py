@@ -1,0 +1,37 @@
+"""Accuracy, confusion matrix and per-class precision and recall of a trained network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from digits_nn.data import N_CLASSES, Split
+from digits_nn.network import Network, predict
+
+
+@dataclass
+class Evaluation:
+    train_accuracy: float
+    test_accuracy: float
+    test_predictions: np.ndarray  # (n_test,) predicted labels
+    confusion: np.ndarray  # (10, 10): rows are true labels, columns predictions
+    per_class: dict[str, dict[str, float]]  # "0".."9" -> precision, recall, f1-score, support
+
+
+def evaluate(network: Network, split: Split) -> Evaluation:
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+
+    labels = list(range(N_CLASSES))
+    train_predictions = predict(network, split.X_train)
+    test_predictions = predict(network, split.X_test)
+    report = classification_report(
+        split.y_test, test_predictions, labels=labels, output_dict=True, zero_division=0
+    )
+    return Evaluation(
+        train_accuracy=float(accuracy_score(split.y_train, train_predictions)),
+        test_accuracy=float(accuracy_score(split.y_test, test_predictions)),
+        test_predictions=test_predictions,
+        confusion=confusion_matrix(split.y_test, test_predictions, labels=labels),
+        per_class={str(k): report[str(k)] for k in labels},
+    )

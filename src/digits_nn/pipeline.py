@@ -1,0 +1,239 @@
+"""The pipeline's steps as the DVC stages and ``pipelines/run.py`` share them.
+
+The DVC stages call one step each, reading and writing the artifacts between them;
+``run.py`` chains the same steps in memory (:func:`prepare_data`) and writes the same
+files into Hydra's run directory. Both therefore give the same numbers for the same
+config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digits_nn import artifacts, config, data, plots, provenance, tracking
+from digits_nn.config import Config, PathsConfig
+from digits_nn.errors import TrainingDiverged
+from digits_nn.evaluate import Evaluation, evaluate
+from digits_nn.network import init_uniform
+from digits_nn.train import TrainingResult, gradient_descent
+
+log = logging.getLogger(__name__)
+
+N_INPUTS, N_OUTPUTS = artifacts.N_PIXELS, data.N_CLASSES
+
+
+# ---- in memory ------------------------------------------------------------------------
+
+
+def prepare_data(cfg: Config) -> tuple[data.Scaled, data.Split, data.OneHot]:
+    """load -> scale -> split -> onehot, chained in memory."""
+    scaled = data.standardise(data.load_digits())
+    split = data.split(scaled.X, scaled.y, cfg.data.test_size, cfg.seed)
+    return scaled, split, encode(split)
+
+
+def encode(split: data.Split) -> data.OneHot:
+    return data.OneHot(data.one_hot(split.y_train), data.one_hot(split.y_test))
+
+
+def fit(cfg: Config, split: data.Split, onehot: data.OneHot, progress: bool) -> TrainingResult:
+    """Initialise the configured network from ``seed`` and train it on the train rows."""
+    dtype = cfg.train.dtype
+    network = init_uniform(cfg.model.layer_sizes(N_INPUTS, N_OUTPUTS), cfg.seed, dtype)
+    log.info("training %s", tracking.describe(cfg))
+    return gradient_descent(
+        network,
+        split.X_train.astype(dtype, copy=False),
+        onehot.Y_train.astype(dtype, copy=False),
+        cfg.train.alpha,
+        cfg.train.iterations,
+        progress=progress,
+    )
+
+
+def interactive() -> bool:
+    """Show progress bars only to a person at a terminal: not in CI, not under DVC."""
+    return sys.stderr.isatty() and not os.environ.get("CI") and "DVC_STAGE" not in os.environ
+
+
+# ---- files ----------------------------------------------------------------------------
+
+
+def save_training(paths: PathsConfig, cfg: Config, result: TrainingResult) -> list[Path]:
+    artifacts.write_model(paths.model, result.network, cfg.model.activation)
+    artifacts.write_cost_curve(paths.cost, result.cost_curve, result.classic_cost_curve)
+    return [Path(paths.model), Path(paths.cost)]
+
+
+def save_evaluation(
+    paths: PathsConfig,
+    evaluation: Evaluation,
+    split: data.Split,
+    cost: np.ndarray,
+    classic_cost: np.ndarray,
+) -> list[Path]:
+    """metrics.json, per-class report, test predictions and the PNGs; returns the paths."""
+    artifacts.write_json(paths.metrics, metrics(evaluation, cost))
+    artifacts.write_json(paths.classes, evaluation.per_class)
+    artifacts.write_csv(
+        paths.predictions,
+        ["actual", "predicted"],
+        zip(split.y_test.tolist(), evaluation.test_predictions.tolist()),
+    )
+    plot_dir = Path(paths.plots)
+    plots.save_cost_curve(plot_dir / "cost.png", cost, classic_cost)
+    plots.save_confusion_matrix(
+        plot_dir / "confusion.png", evaluation.confusion, evaluation.test_accuracy
+    )
+    written = [paths.metrics, paths.classes, paths.predictions]
+    return [*map(Path, written), plot_dir / "cost.png", plot_dir / "confusion.png"]
+
+
+def metrics(evaluation: Evaluation, cost: np.ndarray) -> dict[str, float]:
+    return {
+        "test_accuracy": evaluation.test_accuracy,
+        "train_accuracy": evaluation.train_accuracy,
+        "final_cost": float(cost[-1]),
+    }
+
+
+# ---- MLflow ---------------------------------------------------------------------------
+
+
+@dataclass
+class Recorder:
+    """Records one trained model as one MLflow run; does nothing when tracking is off."""
+
+    store: tracking.Store | None = None
+    run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return self.store is not None and self.run_id is not None
+
+    def config(self, cfg: Config, params_file: Path | None) -> None:
+        if not self.enabled:
+            return
+        tracking.log_params(self.store, self.run_id, config.flatten(cfg))
+        if params_file is not None and params_file.is_file():
+            tracking.log_artifacts(self.store, self.run_id, [params_file])
+
+    def cost_curves(self, cost: np.ndarray, classic_cost: np.ndarray) -> None:
+        if self.enabled:
+            tracking.log_curve(self.store, self.run_id, "train_cost", cost)
+            tracking.log_curve(self.store, self.run_id, "train_classic_cost", classic_cost)
+
+    def files(self, paths: list[Path], folder: str | None = None) -> None:
+        if self.enabled:
+            tracking.log_artifacts(self.store, self.run_id, paths, folder)
+
+    def metrics(self, values: dict[str, float]) -> None:
+        if self.enabled:
+            tracking.log_metrics(self.store, self.run_id, values)
+
+    def tag(self, key: str, value: str) -> None:
+        if self.enabled:
+            self.store.client.set_tag(self.run_id, key, value)
+
+
+def open_store(cfg: Config) -> tracking.Store | None:
+    """Open the store up front, so a broken one fails before any work starts."""
+    return tracking.open_store(cfg.tracking) if cfg.tracking.enabled else None
+
+
+@contextlib.contextmanager
+def recording(
+    store: tracking.Store | None,
+    cfg: Config,
+    *,
+    data_file: Path,
+    overrides: str | None = None,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[Recorder]:
+    """A :class:`Recorder` on a new run (or ``run_id`` reopened), closed however it ends."""
+    if store is None:
+        yield Recorder()
+        return
+    tags = run_tags(data_file, overrides, parent_run_id) if run_id is None else {}
+    with tracking.run(
+        store,
+        run_id=run_id,
+        name=tracking.run_name(cfg),
+        description=tracking.describe(cfg),
+        tags=tags,
+    ) as active:
+        yield Recorder(store, active)
+
+
+def run_tags(data_file: Path, overrides: str | None, parent_run_id: str | None) -> dict[str, str]:
+    """Provenance: git state, the data's md5, overrides, versions and BLAS. Never the
+    environment, which may hold secrets such as MLFLOW_TRACKING_PASSWORD."""
+    tags: dict[str, str] = {
+        **provenance.git_state(tracking.project_root()),
+        "data_md5": provenance.md5(data_file),
+        "blas": provenance.blas_info(),
+    }
+    tags |= {f"version.{name}": v for name, v in provenance.package_versions().items()}
+    if overrides is not None:
+        tags["overrides"] = overrides
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    return tags
+
+
+def train_and_record(
+    cfg: Config,
+    split: data.Split,
+    onehot: data.OneHot,
+    recorder: Recorder,
+    paths: PathsConfig,
+    params_file: Path | None,
+) -> TrainingResult:
+    """Train, write the model and cost curve, and log them. A diverged run keeps the
+    curve up to the failing iteration in MLflow before the error propagates."""
+    recorder.config(cfg, params_file)
+    try:
+        result = fit(cfg, split, onehot, progress=interactive())
+    except TrainingDiverged as error:
+        recorder.cost_curves(error.partial_cost, error.partial_classic_cost)
+        raise
+    files = save_training(paths, cfg, result)
+    recorder.cost_curves(result.cost_curve, result.classic_cost_curve)
+    recorder.tag("model_md5", provenance.md5(paths.model))
+    recorder.files(files)
+    return result
+
+
+def evaluate_and_record(
+    network: Any,
+    split: data.Split,
+    cost: np.ndarray,
+    classic_cost: np.ndarray,
+    recorder: Recorder,
+    paths: PathsConfig,
+) -> Evaluation:
+    evaluation = evaluate(network, split)
+    files = save_evaluation(paths, evaluation, split, cost, classic_cost)
+    recorder.metrics(metrics(evaluation, cost))
+    recorder.files(files[:3])
+    recorder.files(files[3:], folder="plots")
+    log.info(
+        "test accuracy %.4f, train accuracy %.4f, final cost %.4f",
+        evaluation.test_accuracy,
+        evaluation.train_accuracy,
+        cost[-1],
+    )
+    return evaluation

@@ -1,0 +1,225 @@
+"""MLflow: the store, the run lifecycle and batched logging.
+
+Everything goes through an explicit :class:`mlflow.MlflowClient` and run id rather than
+MLflow's global "active run", so the train and evaluate stages (two processes) and the
+parallel sweep workers can all write to the runs they own. MLflow is imported lazily:
+importing it costs over a second, and only code that logs should pay for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from digits_nn.config import Config, TrackingConfig
+from digits_nn.errors import TrackingError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+# MLflow 3 may open a new experiment in its GenAI view; this tag asks for the classic
+# view of runs and metric charts.
+EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
+# MLflow's log_batch accepts at most 1000 metrics per call.
+BATCH_SIZE = 1000
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that open runs are closed as KILLED."""
+
+
+def raise_on_sigterm() -> None:
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def project_root() -> Path:
+    """The repository whose ``mlflow.db`` is the default store.
+
+    DVC sets ``DVC_ROOT`` for every stage; for a queued experiment it names the parent
+    repository, not the temporary copy the stage runs in, so runs survive the copy.
+    Outside DVC, the nearest folder upwards that holds ``.dvc/``.
+    """
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    cwd = Path.cwd().resolve()
+    return next((p for p in (cwd, *cwd.parents) if (p / ".dvc").is_dir()), cwd)
+
+
+def resolve_uri(config: TrackingConfig, root: Path | None = None) -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if config.uri:
+        return config.uri
+    return f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
+
+
+@dataclass
+class Store:
+    client: MlflowClient
+    uri: str
+    experiment_id: str
+
+
+def open_store(config: TrackingConfig, root: Path | None = None) -> Store:
+    """Open (creating and migrating if new) the store and the experiment, or fail clearly.
+
+    A fresh SQLite store opened by several processes at once is corrupted by racing
+    schema migrations, so creation happens under a file lock beside the database. The
+    experiment tag is written every time: it doubles as a check that the store is
+    writable, before any training starts.
+    """
+    root = root or project_root()
+    uri = resolve_uri(config, root)
+    db_path = _sqlite_path(uri)
+    lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if db_path is not None:
+        from filelock import FileLock
+
+        if not db_path.parent.is_dir():
+            raise TrackingError(f"MLflow store {uri}: folder {db_path.parent} does not exist.")
+        lock = FileLock(f"{db_path}.lock", timeout=120)
+    try:
+        with lock:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(tracking_uri=uri)
+            experiment = client.get_experiment_by_name(config.experiment)
+            if experiment is None:
+                # Absolute, so that runs logged from a temporary copy keep their artifacts.
+                location = (root / "mlartifacts").as_uri() if db_path is not None else None
+                experiment_id = client.create_experiment(
+                    config.experiment,
+                    artifact_location=location,
+                    tags=dict([EXPERIMENT_KIND_TAG]),
+                )
+            else:
+                experiment_id = experiment.experiment_id
+                client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND_TAG)
+    except TrackingError:
+        raise
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TrackingError(
+            f"MLflow store {uri}: cannot be opened for writing ({reason[:300]}). Point"
+            " MLFLOW_TRACKING_URI or tracking.uri at a working store, or run with"
+            " tracking.enabled=false."
+        ) from None
+    return Store(client, uri, experiment_id)
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix) :]) if uri.startswith(prefix) else None
+
+
+@contextlib.contextmanager
+def run(
+    store: Store,
+    *,
+    run_id: str | None = None,
+    name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    description: str | None = None,
+) -> Iterator[str]:
+    """Create a run (or reopen ``run_id``) and always close it.
+
+    FINISHED if the block completes, KILLED on Ctrl-C or SIGTERM, FAILED on any other
+    exception, whose message is kept in the ``error`` tag. No run is left RUNNING.
+    """
+    client = store.client
+    if run_id is None:
+        all_tags = dict(tags or {})
+        if description:
+            all_tags["mlflow.note.content"] = description
+        run_id = client.create_run(store.experiment_id, run_name=name, tags=all_tags).info.run_id
+    else:
+        client.update_run(run_id, status="RUNNING")
+        for key, value in (tags or {}).items():
+            client.set_tag(run_id, key, value)
+    try:
+        yield run_id
+    except (KeyboardInterrupt, Terminated):
+        client.set_terminated(run_id, status="KILLED")
+        raise
+    except BaseException as error:
+        with contextlib.suppress(Exception):
+            client.set_tag(run_id, "error", str(error)[:5000] or type(error).__name__)
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    else:
+        client.set_terminated(run_id, status="FINISHED")
+
+
+def log_params(store: Store, run_id: str, params: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(key, str(value)) for key, value in params.items()]
+    for start in range(0, len(items), 100):  # MLflow's per-call limit for params
+        store.client.log_batch(run_id, params=items[start : start + 100])
+
+
+def log_metrics(store: Store, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+    store.client.log_batch(run_id, metrics=batch)
+
+
+def log_curve(store: Store, run_id: str, key: str, values: np.ndarray, first_step: int = 1) -> None:
+    """A metric history, one step per value, in batches: one call per step would take
+    tens of seconds for a 3000-point curve, a batch of 1000 a few hundredths."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    points = [Metric(key, float(v), now, first_step + i) for i, v in enumerate(values)]
+    for start in range(0, len(points), BATCH_SIZE):
+        store.client.log_batch(run_id, metrics=points[start : start + BATCH_SIZE])
+
+
+def log_artifacts(
+    store: Store, run_id: str, paths: Iterable[str | Path], folder: str | None = None
+) -> None:
+    for path in paths:
+        store.client.log_artifact(run_id, str(path), artifact_path=folder)
+
+
+def find_run(store: Store, tag: str, value: str) -> str | None:
+    """The newest run of the experiment whose ``tag`` equals ``value``."""
+    runs = store.client.search_runs(
+        [store.experiment_id],
+        filter_string=f"tags.{tag} = '{value}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def run_name(config: Config) -> str:
+    """A name a person can read in the dashboard, e.g. ``h30-a0.25-i3000-s0``."""
+    model = config.model
+    hidden = "x".join(map(str, model.hidden_sizes)) if model.hidden_sizes else model.hidden_size
+    return f"h{hidden}-a{config.train.alpha:g}-i{config.train.iterations}-s{config.seed}"
+
+
+def describe(config: Config) -> str:
+    sizes = "-".join(map(str, config.model.layer_sizes(64, 10)))
+    return (
+        f"{sizes} {config.model.activation} network, {config.model.init} init, full-batch"
+        f" gradient descent with alpha {config.train.alpha:g} for {config.train.iterations}"
+        f" iterations, seed {config.seed}."
+    )
