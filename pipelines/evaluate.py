@@ -13,7 +13,9 @@ def main(cfg: Config) -> None:
     store = pipeline.open_store(cfg)
     # The train stage tagged its run with the model's md5: evaluate that same run.
     run_id = store and tracking.find_run(store, "model_md5", provenance.md5(cfg.paths.model))
-    with pipeline.recording(store, cfg, data_file=cfg.paths.split, run_id=run_id) as recorder:
+    with pipeline.recording(
+        store, cfg, data_md5=provenance.md5(cfg.paths.split), run_id=run_id
+    ) as recorder:
         pipeline.evaluate_and_record(network, split, cost, classic_cost, recorder, cfg.paths)
 
 

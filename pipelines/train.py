@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from digits_nn import artifacts, pipeline
+from digits_nn import artifacts, pipeline, provenance
 from digits_nn.cli import PARAMS_FILE, stage
 from digits_nn.config import Config
 
@@ -12,8 +12,10 @@ def main(cfg: Config) -> None:
     split = artifacts.read_split(cfg.paths.split)
     onehot = artifacts.read_onehot(cfg.paths.onehot, split)
     store = pipeline.open_store(cfg)
-    with pipeline.recording(store, cfg, data_file=Path(cfg.paths.split)) as recorder:
-        pipeline.train_and_record(cfg, split, onehot, recorder, cfg.paths, Path(PARAMS_FILE))
+    with pipeline.recording(store, cfg, data_md5=provenance.md5(cfg.paths.split)) as recorder:
+        pipeline.train_and_record(
+            cfg, split, onehot, recorder, cfg.paths, Path(PARAMS_FILE), pipeline.interactive()
+        )
 
 
 if __name__ == "__main__":

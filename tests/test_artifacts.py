@@ -326,12 +326,6 @@ def test_read_npz_never_unpickles(tmp_path):
     assert marker.read_text() == "unpickled"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bug: np.load returns a bare ndarray for a .npy file, and `with` on it raises"
-    " TypeError instead of ArtifactError (artifacts._load_npz)",
-)
 def test_plain_npy_file_under_an_npz_name_is_refused(tmp_path, dataset):
     path = tmp_path / "digits.npz"
     with path.open("wb") as handle:

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
 from conftest import dvc, run
+import itertools
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +56,7 @@ def test_dag_chains_the_six_stages_in_order(clone: Path) -> None:
     for stage in STAGES:
         assert edges[stage]["cmd"] == f"python pipelines/{stage}.py"
     dag = dvc("dag", "--dot", cwd=clone).stdout
-    for upstream, downstream in zip(STAGES, STAGES[1:]):
+    for upstream, downstream in itertools.pairwise(STAGES):
         assert f'"{upstream}" -> "{downstream}"' in dag
 
 

@@ -49,9 +49,15 @@ def write_bytes(path: str | Path, payload: bytes) -> None:
         tmp.write_bytes(payload)
 
 
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    """The exact bytes :func:`write_npz` writes (numpy's zip entries carry no timestamp)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **arrays)
+    write_bytes(path, npz_bytes(**arrays))
 
 
 def write_json(path: str | Path, payload: Any) -> None:
@@ -91,6 +97,10 @@ def _load_npz(path: str | Path) -> dict[str, np.ndarray]:
         raise ArtifactError(
             f"{path}: missing. Run the stage that writes it (`dvc repro`), or `dvc checkout`."
         )
+    # np.load guesses the format from the first bytes and would fall back to pickle;
+    # an npz is a zip archive, so anything else is refused before numpy sees it.
+    if not zipfile.is_zipfile(path):
+        raise ArtifactError(f"{path}: not an npz archive (truncated, corrupt or another format).")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
@@ -160,14 +170,17 @@ def read_scaled(path: str | Path) -> Scaled:
     return Scaled(a["X"], a["y"], a["mean"], a["scale"])
 
 
+def split_arrays(split: Split) -> dict[str, np.ndarray]:
+    return {
+        "X_train": split.X_train,
+        "X_test": split.X_test,
+        "y_train": split.y_train,
+        "y_test": split.y_test,
+    }
+
+
 def write_split(path: str | Path, split: Split) -> None:
-    write_npz(
-        path,
-        X_train=split.X_train,
-        X_test=split.X_test,
-        y_train=split.y_train,
-        y_test=split.y_test,
-    )
+    write_npz(path, **split_arrays(split))
 
 
 def read_split(path: str | Path) -> Split:
@@ -257,4 +270,6 @@ def read_cost_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise ArtifactError(f"{path}: not a cost curve CSV ({error}).") from None
     if table.shape[1] != 3 or len(table) == 0:
         raise ArtifactError(f"{path}: expected rows of iteration,cost,classic_cost.")
+    if not np.isfinite(table).all():
+        raise ArtifactError(f"{path}: holds NaN or infinite costs.")
     return table[:, 1], table[:, 2]

@@ -7,10 +7,11 @@ once, as one short message without a traceback, with exit status 2. Ctrl-C exits
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 from digits_nn import config, tracking
@@ -23,11 +24,11 @@ EXIT_USER_ERROR, EXIT_SIGINT, EXIT_SIGTERM = 2, 130, 143
 log = logging.getLogger("digits_nn")
 
 
-def guarded(work: Callable[[], None]) -> NoReturn:
-    """Run ``work`` and exit with the status that says how it ended."""
-    tracking.raise_on_sigterm()
+@contextlib.contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """Turn a user error or an interruption into its message and exit status."""
     try:
-        work()
+        yield
     except DigitsNNError as error:
         log.error("%s", error)
         sys.exit(EXIT_USER_ERROR)
@@ -37,6 +38,13 @@ def guarded(work: Callable[[], None]) -> NoReturn:
     except tracking.Terminated:
         log.error("terminated (SIGTERM); outputs are written whole or not at all")
         sys.exit(EXIT_SIGTERM)
+
+
+def guarded(work: Callable[[], None]) -> NoReturn:
+    """Run ``work`` and exit with the status that says how it ended."""
+    tracking.raise_on_sigterm()
+    with exit_on_user_error():
+        work()
     sys.exit(0)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit as sigmoid
+import itertools
 
 
 @dataclass
@@ -40,7 +41,7 @@ def init_uniform(layer_sizes: list[int], seed: int, dtype: str = "float64") -> N
     """
     rng = np.random.RandomState(seed)
     weights, biases = [], []
-    for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+    for n_in, n_out in itertools.pairwise(layer_sizes):
         weights.append(rng.random_sample((n_out, n_in)).astype(dtype, copy=False))
         biases.append(rng.random_sample(n_out).astype(dtype, copy=False))
     return Network(weights, biases)

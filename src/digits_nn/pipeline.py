@@ -156,7 +156,7 @@ def recording(
     store: tracking.Store | None,
     cfg: Config,
     *,
-    data_file: Path,
+    data_md5: str,
     overrides: str | None = None,
     run_id: str | None = None,
     parent_run_id: str | None = None,
@@ -165,7 +165,7 @@ def recording(
     if store is None:
         yield Recorder()
         return
-    tags = run_tags(data_file, overrides, parent_run_id) if run_id is None else {}
+    tags = run_tags(data_md5, overrides, parent_run_id) if run_id is None else {}
     with tracking.run(
         store,
         run_id=run_id,
@@ -176,12 +176,12 @@ def recording(
         yield Recorder(store, active)
 
 
-def run_tags(data_file: Path, overrides: str | None, parent_run_id: str | None) -> dict[str, str]:
+def run_tags(data_md5: str, overrides: str | None, parent_run_id: str | None) -> dict[str, str]:
     """Provenance: git state, the data's md5, overrides, versions and BLAS. Never the
     environment, which may hold secrets such as MLFLOW_TRACKING_PASSWORD."""
     tags: dict[str, str] = {
         **provenance.git_state(tracking.project_root()),
-        "data_md5": provenance.md5(data_file),
+        "data_md5": data_md5,
         "blas": provenance.blas_info(),
     }
     tags |= {f"version.{name}": v for name, v in provenance.package_versions().items()}
@@ -201,12 +201,13 @@ def train_and_record(
     recorder: Recorder,
     paths: PathsConfig,
     params_file: Path | None,
+    progress: bool,
 ) -> TrainingResult:
     """Train, write the model and cost curve, and log them. A diverged run keeps the
     curve up to the failing iteration in MLflow before the error propagates."""
     recorder.config(cfg, params_file)
     try:
-        result = fit(cfg, split, onehot, progress=interactive())
+        result = fit(cfg, split, onehot, progress=progress)
     except TrainingDiverged as error:
         recorder.cost_curves(error.partial_cost, error.partial_classic_cost)
         raise

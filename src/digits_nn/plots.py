@@ -60,3 +60,63 @@ def _save(fig, path: str | Path) -> None:
         # No timestamp in the metadata, so the same numbers give the same bytes.
         fig.savefig(tmp, dpi=100, metadata={"Software": None})
     _pyplot().close(fig)
+
+
+def save_sweep_heatmap(path: str | Path, rows: list[dict]) -> None:
+    """Test accuracy over alpha x hidden_size, one panel per iterations value.
+
+    A cell holds the mean over the jobs that share it (e.g. over seeds) and says how
+    many there were when more than one.
+    """
+    plt = _pyplot()
+    alphas = sorted({r["train.alpha"] for r in rows})
+    hiddens = sorted({r["model.hidden_size"] for r in rows})
+    budgets = sorted({r["train.iterations"] for r in rows})
+    fig, axes = plt.subplots(
+        1,
+        len(budgets),
+        figsize=(1.2 + 0.9 * len(hiddens) * len(budgets) + 1.2, 1.5 + 0.55 * len(alphas)),
+        layout="constrained",
+        squeeze=False,
+    )
+    image = None
+    for ax, budget in zip(axes[0], budgets):
+        grid = np.full((len(alphas), len(hiddens)), np.nan)
+        counts = np.zeros_like(grid, dtype=int)
+        for r in rows:
+            if r["train.iterations"] == budget:
+                cell = alphas.index(r["train.alpha"]), hiddens.index(r["model.hidden_size"])
+                grid[cell] = np.nansum([grid[cell] * counts[cell], r["test_accuracy"]])
+                counts[cell] += 1
+                grid[cell] /= counts[cell]
+        image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        for (i, j), value in np.ndenumerate(grid):
+            if not np.isnan(value):
+                label = f"{value:.3f}" + (f"\n(n={counts[i, j]})" if counts[i, j] > 1 else "")
+                colour = "black" if value > 0.6 else "white"
+                ax.text(j, i, label, ha="center", va="center", fontsize=7, color=colour)
+        ax.set(
+            xticks=range(len(hiddens)),
+            xticklabels=hiddens,
+            yticks=range(len(alphas)),
+            yticklabels=[f"{a:g}" for a in alphas],
+            xlabel="model.hidden_size",
+            title=f"{budget} iterations",
+        )
+    axes[0][0].set_ylabel("train.alpha")
+    fig.colorbar(image, ax=axes[0].tolist(), label="test accuracy", shrink=0.9)
+    _save(fig, path)
+
+
+def save_cost_curves(path: str | Path, curves: dict[str, np.ndarray]) -> None:
+    """The cost curves of several runs overlaid, on a log scale."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
+    for label, cost in curves.items():
+        ax.plot(np.arange(1, len(cost) + 1), cost, label=label, linewidth=1)
+    ax.set(xlabel="iteration", ylabel="cost (mean ½‖y − h‖²)", yscale="log")
+    ax.set_title(f"Cost curves of {len(curves)} runs")
+    ax.grid(True, which="both", alpha=0.3)
+    if len(curves) <= 16:
+        ax.legend(fontsize=7)
+    _save(fig, path)

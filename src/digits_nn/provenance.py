@@ -7,6 +7,9 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from digits_nn.artifacts import npz_bytes, split_arrays
+from digits_nn.data import Split
+
 PACKAGES = ("numpy", "scikit-learn", "dvc", "hydra-core", "mlflow")
 
 
@@ -14,6 +17,11 @@ def md5(path: str | Path) -> str:
     """The md5 of a file's bytes, as DVC records it in dvc.lock."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "md5").hexdigest()
+
+
+def split_md5(split: Split) -> str:
+    """The md5 that ``split.npz`` holding ``split`` has, without writing the file."""
+    return hashlib.md5(npz_bytes(**split_arrays(split))).hexdigest()
 
 
 def git_state(root: Path) -> dict[str, str]:

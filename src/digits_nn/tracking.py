@@ -164,6 +164,16 @@ def run(
         client.set_terminated(run_id, status="FINISHED")
 
 
+def record_failure(store: Store, name: str, tags: Mapping[str, str], error: str) -> str:
+    """A run that failed before it could start work, closed as FAILED with its error."""
+    run_id = store.client.create_run(
+        store.experiment_id, run_name=name, tags=dict(tags)
+    ).info.run_id
+    store.client.set_tag(run_id, "error", error[:5000])
+    store.client.set_terminated(run_id, status="FAILED")
+    return run_id
+
+
 def log_params(store: Store, run_id: str, params: Mapping[str, Any]) -> None:
     from mlflow.entities import Param
 

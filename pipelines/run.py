@@ -1,0 +1,26 @@
+"""The whole pipeline for one Hydra config, in one process; `-m` sweeps many configs.
+
+    python pipelines/run.py train.alpha=1.0
+    python pipelines/run.py -m train.alpha=0.25,1.0,2.5 model.hidden_size=10,30,60
+    python pipelines/run.py sweep=grid
+
+Outputs go to Hydra's run directory (outputs/... or multirun/...), never over the DVC
+outputs; each config is one MLflow run, and a sweep is their parent run.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from digits_nn import runner, tracking
+from digits_nn.cli import exit_on_user_error
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    with exit_on_user_error():
+        return runner.run(cfg)
+
+
+if __name__ == "__main__":
+    tracking.raise_on_sigterm()
+    main()

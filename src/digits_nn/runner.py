@@ -1,0 +1,123 @@
+"""One whole pipeline run for one Hydra config: what ``pipelines/run.py`` does per job.
+
+The same library steps as the DVC stages, chained in memory, writing into Hydra's
+run directory (never over the DVC outputs), logging one MLflow run. In a sweep the run
+is a child of the sweep's parent run; a job that fails is recorded as FAILED, with its
+error, and the sweep goes on (:mod:`digits_nn.sweep` reports the failures at the end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from digits_nn import artifacts, config, pipeline, provenance
+from digits_nn.errors import DigitsNNError
+
+log = logging.getLogger(__name__)
+
+# The sweep callback puts the parent run's id here before any worker starts; workers
+# (threads of the basic launcher, processes of joblib's) inherit the environment.
+PARENT_RUN_ENV = "DIGITS_NN_SWEEP_PARENT_RUN"
+RESULT_FILE = "result.json"
+SUMMARY_KEYS = ("train.alpha", "train.iterations", "model.hidden_size", "seed")
+
+
+def run(raw: DictConfig) -> float | None:
+    """Run the pipeline for ``raw``; returns the test accuracy (None if a sweep job failed)."""
+    hydra = HydraConfig.get()
+    output_dir = Path(hydra.runtime.output_dir)
+    overrides = " ".join(hydra.overrides.task)
+    in_sweep = hydra.mode == RunMode.MULTIRUN
+    started = time.perf_counter()
+    try:
+        # Parallel workers each get one BLAS thread, so they do not oversubscribe the cores.
+        limits = _one_blas_thread() if in_sweep else contextlib.nullcontext()
+        with limits:
+            accuracy = _run(raw, output_dir, overrides, in_sweep)
+    except DigitsNNError as error:
+        if not in_sweep:
+            raise
+        log.error("job failed: %s", error)
+        _write_result(output_dir, raw, overrides, "FAILED", started, error=str(error))
+        return None
+    if in_sweep:
+        _write_result(output_dir, raw, overrides, "FINISHED", started, test_accuracy=accuracy)
+    return accuracy
+
+
+def _run(raw: DictConfig, output_dir: Path, overrides: str, in_sweep: bool) -> float:
+    parent_run_id = os.environ.get(PARENT_RUN_ENV) if in_sweep else None
+    try:
+        cfg = config.parse(raw)
+    except DigitsNNError as error:
+        if parent_run_id:
+            _record_refused_job(raw, overrides, parent_run_id, error)
+        raise
+    paths = cfg.paths.under(output_dir)
+    store = pipeline.open_store(cfg)
+    _, split, onehot = pipeline.prepare_data(cfg)
+    params_file = output_dir / "params.yaml"
+    artifacts.write_bytes(params_file, OmegaConf.to_yaml(config.to_dict(cfg)).encode())
+    with pipeline.recording(
+        store,
+        cfg,
+        data_md5=provenance.split_md5(split),
+        overrides=overrides,
+        parent_run_id=parent_run_id,
+    ) as recorder:
+        result = pipeline.train_and_record(
+            cfg,
+            split,
+            onehot,
+            recorder,
+            paths,
+            params_file,
+            not in_sweep and pipeline.interactive(),
+        )
+        evaluation = pipeline.evaluate_and_record(
+            result.network, split, result.cost_curve, result.classic_cost_curve, recorder, paths
+        )
+    return evaluation.test_accuracy
+
+
+def _record_refused_job(
+    raw: DictConfig, overrides: str, parent_run_id: str, error: DigitsNNError
+) -> None:
+    """A sweep job whose config is invalid still gets a FAILED child run, so that the
+    sweep's record in MLflow is complete."""
+    from digits_nn import tracking
+
+    try:
+        tracking_cfg = config.TrackingConfig(**OmegaConf.to_container(raw.tracking))
+    except Exception:  # the tracking section itself is broken: nowhere to record
+        return
+    if tracking_cfg.enabled:
+        store = tracking.open_store(tracking_cfg)
+        tags = {"mlflow.parentRunId": parent_run_id, "overrides": overrides}
+        tracking.record_failure(store, f"invalid {overrides}", tags, str(error))
+
+
+def _write_result(
+    output_dir: Path, raw: DictConfig, overrides: str, status: str, started: float, **extra: Any
+) -> None:
+    """The job's line of the sweep summary, read back by :mod:`digits_nn.sweep`."""
+    payload: dict[str, Any] = {"overrides": overrides, "status": status}
+    payload |= {key: OmegaConf.select(raw, key, default=None) for key in SUMMARY_KEYS}
+    payload["duration_s"] = round(time.perf_counter() - started, 3)
+    payload |= extra
+    artifacts.write_json(output_dir / RESULT_FILE, payload)
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")

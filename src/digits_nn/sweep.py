@@ -1,0 +1,206 @@
+"""Sweeps: the MLflow parent run around a Hydra multirun, and the summary at its end.
+
+:class:`SweepCallback` is registered in ``conf/config.yaml`` (``hydra.callbacks``). It
+runs in the launching process: before any job starts it creates (and migrates) the
+store and opens the parent run; when every job has ended it ranks the jobs, draws the
+heatmap and the overlaid cost curves, logs them to the parent run, and exits non-zero
+naming the jobs that failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from digits_nn import artifacts, config, plots, tracking
+from digits_nn.errors import DigitsNNError
+from digits_nn.runner import PARENT_RUN_ENV, RESULT_FILE
+
+log = logging.getLogger(__name__)
+
+COLUMNS = [
+    "rank",
+    "job",
+    "status",
+    "test_accuracy",
+    "duration_s",
+    "train.alpha",
+    "train.iterations",
+    "model.hidden_size",
+    "seed",
+    "overrides",
+    "error",
+]
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every job's result.json, ranked: best test accuracy first, failures last."""
+    rows = []
+    for result in sweep_dir.glob(f"*/{RESULT_FILE}"):
+        row = json.loads(result.read_text())
+        row["job"] = result.parent.name
+        rows.append(row)
+    rows.sort(key=lambda r: (r["status"] != "FINISHED", -(r.get("test_accuracy") or 0.0)))
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    return rows
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def to_markdown(rows: list[dict[str, Any]], title: str) -> str:
+    def cell(key: str, value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4f}" if key == "test_accuracy" else f"{value:g}"
+        return "" if value is None else str(value).replace("|", "\\|")
+
+    failed = [r for r in rows if r["status"] != "FINISHED"]
+    lines = [
+        f"# {title}",
+        "",
+        f"{len(rows)} jobs, {len(rows) - len(failed)} finished, {len(failed)} failed;"
+        " ranked by test accuracy.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    lines += ["| " + " | ".join(cell(c, row.get(c)) for c in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+class SweepCallback(Callback):
+    """Opens the parent MLflow run of a multirun and summarises the sweep at its end."""
+
+    def __init__(self) -> None:
+        self.store: tracking.Store | None = None
+        self.parent_run_id: str | None = None
+        self.started = 0.0
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.perf_counter()
+        tracking_cfg = _task_config(config).tracking
+        if not tracking_cfg.enabled:
+            return
+        # Before any worker starts: a fresh SQLite store must be created and migrated
+        # by one process, or racing migrations corrupt it.
+        self.store = tracking.open_store(tracking_cfg)
+        name = sweep_name(config)
+        self.parent_run_id = self.store.client.create_run(
+            self.store.experiment_id,
+            run_name=name,
+            tags={"sweep_dir": str(config.hydra.sweep.dir), "mlflow.note.content": name},
+        ).info.run_id
+        tracking.log_params(self.store, self.parent_run_id, sweep_grid(config))
+        os.environ[PARENT_RUN_ENV] = self.parent_run_id
+        log.info("sweep %s: parent MLflow run %s", name, self.parent_run_id)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        os.environ.pop(PARENT_RUN_ENV, None)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = collect(sweep_dir)
+        cost_file = _task_config(config).paths.cost
+        written = write_summary(sweep_dir, rows, sweep_name(config), cost_file)
+        failed = [r for r in rows if r["status"] != "FINISHED"]
+        if self.store is not None and self.parent_run_id is not None:
+            client = self.store.client
+            tracking.log_artifacts(self.store, self.parent_run_id, written)
+            tracking.log_metrics(
+                self.store,
+                self.parent_run_id,
+                {
+                    "jobs": len(rows),
+                    "failed_jobs": len(failed),
+                    "best_test_accuracy": max(
+                        (r["test_accuracy"] for r in rows if r["status"] == "FINISHED"),
+                        default=float("nan"),
+                    ),
+                    "duration_s": time.perf_counter() - self.started,
+                },
+            )
+            if failed:
+                client.set_tag(self.parent_run_id, "error", _failure_line(failed))
+            client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
+        log.info("sweep summary: %s", sweep_dir / "sweep_summary.md")
+        for row in rows[:5]:
+            log.info(
+                "  #%s %s  test_accuracy=%s",
+                row["rank"],
+                row["overrides"],
+                row.get("test_accuracy"),
+            )
+        if failed:
+            log.error("%s", _failure_line(failed))
+            sys.exit(1)
+
+
+def write_summary(
+    sweep_dir: Path, rows: list[dict[str, Any]], name: str, cost_file: str
+) -> list[Path]:
+    """The summary files of a sweep, in its directory: CSV, markdown and two PNGs."""
+    files = [sweep_dir / "sweep_summary.csv", sweep_dir / "sweep_summary.md"]
+    artifacts.write_bytes(files[0], to_csv(rows).encode())
+    artifacts.write_bytes(files[1], to_markdown(rows, name.capitalize()).encode())
+    finished = [r for r in rows if r["status"] == "FINISHED"]
+    if finished:
+        files.append(sweep_dir / "sweep_heatmap.png")
+        plots.save_sweep_heatmap(files[-1], finished)
+        curves = {}
+        for row in finished:
+            cost, _ = artifacts.read_cost_curve(sweep_dir / row["job"] / cost_file)
+            curves[row["overrides"] or row["job"]] = cost
+        files.append(sweep_dir / "sweep_cost_curves.png")
+        plots.save_cost_curves(files[-1], curves)
+    return files
+
+
+def sweep_name(config: DictConfig) -> str:
+    preset = OmegaConf.select(config, "hydra.runtime.choices.sweep", default=None)
+    if preset:
+        return f"sweep {preset}"
+    return "sweep " + " ".join(OmegaConf.select(config, "hydra.overrides.task", default=[]))
+
+
+def sweep_grid(config: DictConfig) -> dict[str, str]:
+    """The swept keys and their values, from a preset and from the command line."""
+    grid = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
+    for override in config.hydra.overrides.task:
+        key, _, values = override.partition("=")
+        if "," in values or values.startswith(("range(", "choice(", "glob(")):
+            grid[key.lstrip("+~")] = values
+    return grid
+
+
+def _task_config(config_with_hydra: DictConfig) -> config.Config:
+    """The sweep's base config (without the swept values), for its tracking and paths.
+
+    If the base itself is invalid, each job reports that; the sweep still needs to know
+    where to record and where the jobs write, so those two sections are tried alone.
+    """
+    task = OmegaConf.masked_copy(config_with_hydra, [k for k in config_with_hydra if k != "hydra"])
+    for candidate in (task, OmegaConf.masked_copy(task, ["tracking", "paths"]), {}):
+        try:
+            return config.parse(candidate)
+        except DigitsNNError:
+            continue
+    raise AssertionError("unreachable: the defaults are valid")
+
+
+def _failure_line(failed: list[dict[str, Any]]) -> str:
+    names = "; ".join(f"job {r['job']} ({r['overrides']}): {r.get('error')}" for r in failed)
+    return f"{len(failed)} job(s) failed: {names}"
