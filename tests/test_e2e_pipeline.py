@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import urllib.parse
 import urllib.request
@@ -13,7 +14,6 @@ import pytest
 import yaml
 
 from conftest import dvc, run
-import itertools
 
 pytestmark = pytest.mark.slow
 

@@ -8,11 +8,11 @@ shape ``(n[l+1],)``. A batch is one sample per row, so a layer computes
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit as sigmoid
-import itertools
 
 
 @dataclass
