@@ -23,4 +23,5 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     tracking.raise_on_sigterm()
-    main()
+    with exit_on_user_error():  # Ctrl-C in a sweep reaches here: exit 130, no traceback
+        main()

@@ -9,6 +9,7 @@ naming the jobs that failed.
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
@@ -108,6 +109,8 @@ class SweepCallback(Callback):
         ).info.run_id
         tracking.log_params(self.store, self.parent_run_id, sweep_grid(config))
         os.environ[PARENT_RUN_ENV] = self.parent_run_id
+        # Hydra has no callback for an interrupted sweep: close the runs at exit instead.
+        atexit.register(self.close_interrupted)
         log.info("sweep %s: parent MLflow run %s", name, self.parent_run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -136,6 +139,8 @@ class SweepCallback(Callback):
             if failed:
                 client.set_tag(self.parent_run_id, "error", _failure_line(failed))
             client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
+            atexit.unregister(self.close_interrupted)
+            self.parent_run_id = None
         log.info("sweep summary: %s", sweep_dir / "sweep_summary.md")
         for row in rows[:5]:
             log.info(
@@ -147,6 +152,23 @@ class SweepCallback(Callback):
         if failed:
             log.error("%s", _failure_line(failed))
             sys.exit(1)
+
+
+    def close_interrupted(self) -> None:
+        """The sweep ended before on_multirun_end (Ctrl-C, SIGTERM, a crash): close the
+        parent and every child still RUNNING as KILLED, so that no run stays open."""
+        if self.store is None or self.parent_run_id is None:
+            return
+        client = self.store.client
+        running = client.search_runs(
+            [self.store.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'"
+            " and attributes.status = 'RUNNING'",
+        )
+        for child in running:
+            client.set_terminated(child.info.run_id, status="KILLED")
+        client.set_terminated(self.parent_run_id, status="KILLED")
+        self.parent_run_id = None
 
 
 def write_summary(

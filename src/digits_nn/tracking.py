@@ -93,7 +93,7 @@ def open_store(config: TrackingConfig, root: Path | None = None) -> Store:
             raise TrackingError(f"MLflow store {uri}: folder {db_path.parent} does not exist.")
         lock = FileLock(f"{db_path}.lock", timeout=120)
     try:
-        with lock:
+        with lock, _fail_fast():
             from mlflow import MlflowClient
 
             client = MlflowClient(tracking_uri=uri)
@@ -123,7 +123,24 @@ def open_store(config: TrackingConfig, root: Path | None = None) -> Store:
 
 def _sqlite_path(uri: str) -> Path | None:
     prefix = "sqlite:///"
-    return Path(uri[len(prefix) :]) if uri.startswith(prefix) else None
+    if not uri.startswith(prefix):
+        return None
+    # sqlite:///file:/path/mlflow.db?mode=ro&uri=true is SQLite's own URI form.
+    return Path(uri[len(prefix) :].split("?")[0].removeprefix("file:"))
+
+
+@contextlib.contextmanager
+def _fail_fast() -> Iterator[None]:
+    """While probing the store, don't retry an unreachable server for minutes (MLflow's
+    default backoff); a user's own settings of these variables are kept."""
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    added = [key for key in quick if key not in os.environ]
+    os.environ.update({key: quick[key] for key in added})
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 @contextlib.contextmanager
