@@ -9,7 +9,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from digits_nn.errors import TrainingDiverged
-from digits_nn.network import Network, backward, classic_cost, forward, half_squared_error, step
+from digits_nn.network import Network, Workspace, classic_cost_of, half_squared_error_of
 
 # How often the progress bar's cost read-out is refreshed; every iteration would cost
 # more than the iteration itself on this small network.
@@ -43,21 +43,28 @@ def gradient_descent(
     """
     cost_curve = np.empty(iterations)
     classic_curve = np.empty(iterations)
+    workspace = Workspace(network, X, Y)
     bar = tqdm(total=iterations, desc="train", unit="it", disable=not progress, leave=False)
-    with bar:
-        for i in range(iterations):
-            activations = forward(network, X)
-            cost_curve[i] = half_squared_error(Y, activations[-1])
-            classic_curve[i] = classic_cost(Y, activations[-1])
-            if not math.isfinite(cost_curve[i]):
-                raise TrainingDiverged(
-                    f"training diverged: the cost became {cost_curve[i]} at iteration {i + 1}"
-                    f" with train.alpha={alpha}. Allowed: a smaller train.alpha.",
-                    cost_curve[:i].copy(),
-                    classic_curve[:i].copy(),
-                )
-            step(network, backward(network, activations, Y), alpha)
-            if (i + 1) % _PROGRESS_EVERY == 0 or i + 1 == iterations:
-                bar.set_postfix(cost=f"{cost_curve[i]:.4f}", refresh=False)
-                bar.update((i + 1) - bar.n)
+    # exp(-z) overflowing to inf is the sigmoid's correct limit 0, not a fault.
+    with bar, np.errstate(over="ignore"):
+        try:
+            for i in range(iterations):
+                workspace.feed_forward()
+                norms = workspace.output_error_norms()
+                cost_curve[i] = half_squared_error_of(norms)
+                classic_curve[i] = classic_cost_of(norms)
+                if not math.isfinite(cost_curve[i]):
+                    raise TrainingDiverged(
+                        f"training diverged: the cost became {cost_curve[i]} at iteration"
+                        f" {i + 1} with train.alpha={alpha}. Allowed: a smaller train.alpha.",
+                        cost_curve[:i].copy(),
+                        classic_curve[:i].copy(),
+                    )
+                workspace.descend(alpha)
+                if (i + 1) % _PROGRESS_EVERY == 0 or i + 1 == iterations:
+                    bar.set_postfix(cost=f"{cost_curve[i]:.4f}", refresh=False)
+                    bar.update((i + 1) - bar.n)
+        finally:
+            # Also after a divergence, as the network was updated in place before.
+            workspace.write_to(network)
     return TrainingResult(network, cost_curve, classic_curve)
