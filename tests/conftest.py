@@ -92,6 +92,21 @@ def reproduced(reproduced_once: Path, tmp_path: Path) -> Path:
     return copy
 
 
+def mlflow_runs(repo: Path):
+    """The client and every run of the repository's store. Taken under the pipeline's
+    own lock: a reader that opens a store while a process is still creating it would
+    race its schema migration."""
+    from filelock import FileLock
+    from mlflow import MlflowClient
+
+    with FileLock(f"{repo / 'mlflow.db'}.lock", timeout=120):
+        client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name("digits-nn")
+    if experiment is None:
+        return client, []
+    return client, client.search_runs([experiment.experiment_id], max_results=1000)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dvc, run
+from conftest import dvc, mlflow_runs, run
 
 pytestmark = pytest.mark.slow
 
@@ -22,12 +22,7 @@ SUMMARY_FILES = {
 
 
 def runs_of(repo: Path):
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("digits-nn")
-    runs = client.search_runs([experiment.experiment_id], max_results=1000) if experiment else []
-    return client, runs
+    return mlflow_runs(repo)
 
 
 def run_app(repo: Path, *overrides: str, check: bool = True):

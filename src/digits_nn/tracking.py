@@ -132,13 +132,20 @@ def _sqlite_path(uri: str) -> Path | None:
 @contextlib.contextmanager
 def _fail_fast() -> Iterator[None]:
     """While probing the store, don't retry an unreachable server for minutes (MLflow's
-    default backoff); a user's own settings of these variables are kept."""
+    default backoff; a user's own settings of these variables are kept), and keep
+    MLflow's own tracebacks out of the one message the user gets."""
     quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
     added = [key for key in quick if key not in os.environ]
     os.environ.update({key: quick[key] for key in added})
+    import mlflow  # noqa: F401 - its import configures the "mlflow" logger; do it first
+
+    mlflow_log = logging.getLogger("mlflow")
+    level = mlflow_log.level
+    mlflow_log.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
+        mlflow_log.setLevel(level)
         for key in added:
             os.environ.pop(key, None)
 
