@@ -73,6 +73,12 @@ INVALID = [
     ("seed-too-large", {"seed": 2**32}, "seed", "0 to 2**32 - 1"),
     ("unknown-top-level", {"foo": 1}, "foo", "Allowed keys"),
     ("unknown-in-section", {"train": {"foo": 1}}, "train.foo", "Allowed keys: alpha"),
+    ("tracking-enabled-text", {"tracking": {"enabled": "maybe"}}, "tracking.enabled", "true or"),
+    ("tracking-uri-list", {"tracking": {"uri": [1]}}, "tracking.uri", "null or a string"),
+    ("tracking-experiment-blank", {"tracking": {"experiment": " "}}, "tracking.experiment", "name"),
+    ("hidden-sizes-not-a-list", {"model": {"hidden_sizes": "x"}}, "model.hidden_sizes", "list"),
+    ("test-size-text", {"data": {"test_size": "most"}}, "data.test_size", "a number"),
+    ("seed-fraction", {"seed": 1.5}, "seed", "a whole number"),
 ]
 
 
