@@ -8,6 +8,7 @@ from digits_nn.config import Config
 @stage
 def main(cfg: Config) -> None:
     split = artifacts.read_split(cfg.paths.split)
+    test_pixels = pipeline.raw_pixels(split.X_test, artifacts.read_scaled(cfg.paths.scaled))
     network, _ = artifacts.read_model(cfg.paths.model, n_inputs=split.X_test.shape[1])
     cost, classic_cost = artifacts.read_cost_curve(cfg.paths.cost)
     store = pipeline.open_store(cfg)
@@ -16,7 +17,9 @@ def main(cfg: Config) -> None:
     with pipeline.recording(
         store, cfg, data_md5=provenance.md5(cfg.paths.split), run_id=run_id
     ) as recorder:
-        pipeline.evaluate_and_record(network, split, cost, classic_cost, recorder, cfg.paths)
+        pipeline.evaluate_and_record(
+            network, split, test_pixels, cost, classic_cost, recorder, cfg.paths
+        )
 
 
 if __name__ == "__main__":

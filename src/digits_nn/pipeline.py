@@ -15,7 +15,6 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,12 +22,13 @@ from digits_nn import artifacts, config, data, plots, provenance, tracking
 from digits_nn.config import Config, PathsConfig
 from digits_nn.errors import TrainingDiverged
 from digits_nn.evaluate import Evaluation, evaluate
-from digits_nn.network import init_uniform
+from digits_nn.network import Network, init_uniform
 from digits_nn.train import TrainingResult, gradient_descent
 
 log = logging.getLogger(__name__)
 
 N_INPUTS, N_OUTPUTS = artifacts.N_PIXELS, data.N_CLASSES
+PICTURES = ("cost", "confusion", "misclassified", "weights")
 
 
 # ---- in memory ------------------------------------------------------------------------
@@ -80,6 +80,8 @@ def save_evaluation(
     split: data.Split,
     cost: np.ndarray,
     classic_cost: np.ndarray,
+    first_layer_weights: np.ndarray,
+    test_pixels: np.ndarray,
 ) -> list[Path]:
     """metrics.json, per-class report, test predictions and the PNGs; returns the paths."""
     artifacts.write_json(paths.metrics, metrics(evaluation, cost))
@@ -90,12 +92,21 @@ def save_evaluation(
         zip(split.y_test.tolist(), evaluation.test_predictions.tolist()),
     )
     plot_dir = Path(paths.plots)
-    plots.save_cost_curve(plot_dir / "cost.png", cost, classic_cost)
+    pictures = {name: plot_dir / f"{name}.png" for name in PICTURES}
+    plots.save_cost_curve(pictures["cost"], cost, classic_cost)
     plots.save_confusion_matrix(
-        plot_dir / "confusion.png", evaluation.confusion, evaluation.test_accuracy
+        pictures["confusion"], evaluation.confusion, evaluation.test_accuracy
     )
-    written = [paths.metrics, paths.classes, paths.predictions]
-    return [*map(Path, written), plot_dir / "cost.png", plot_dir / "confusion.png"]
+    plots.save_misclassified(
+        pictures["misclassified"], test_pixels, split.y_test, evaluation.test_predictions
+    )
+    plots.save_first_layer_weights(pictures["weights"], first_layer_weights)
+    return [Path(paths.metrics), Path(paths.classes), Path(paths.predictions), *pictures.values()]
+
+
+def raw_pixels(X_scaled: np.ndarray, scaled: data.Scaled) -> np.ndarray:
+    """Undo the standardisation, to draw digits as the 0..16 pixels they were."""
+    return X_scaled * scaled.scale + scaled.mean
 
 
 def metrics(evaluation: Evaluation, cost: np.ndarray) -> dict[str, float]:
@@ -219,18 +230,21 @@ def train_and_record(
 
 
 def evaluate_and_record(
-    network: Any,
+    network: Network,
     split: data.Split,
+    test_pixels: np.ndarray,
     cost: np.ndarray,
     classic_cost: np.ndarray,
     recorder: Recorder,
     paths: PathsConfig,
 ) -> Evaluation:
     evaluation = evaluate(network, split)
-    files = save_evaluation(paths, evaluation, split, cost, classic_cost)
+    files = save_evaluation(
+        paths, evaluation, split, cost, classic_cost, network.weights[0], test_pixels
+    )
     recorder.metrics(metrics(evaluation, cost))
-    recorder.files(files[:3])
-    recorder.files(files[3:], folder="plots")
+    recorder.files([f for f in files if f.suffix != ".png"])
+    recorder.files([f for f in files if f.suffix == ".png"], folder="plots")
     log.info(
         "test accuracy %.4f, train accuracy %.4f, final cost %.4f",
         evaluation.test_accuracy,

@@ -120,3 +120,53 @@ def save_cost_curves(path: str | Path, curves: dict[str, np.ndarray]) -> None:
     if len(curves) <= 16:
         ax.legend(fontsize=7)
     _save(fig, path)
+
+
+def save_misclassified(
+    path: str | Path,
+    pixels: np.ndarray,
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    limit: int = 60,
+) -> None:
+    """The test digits the network gets wrong, as 8x8 images titled true -> predicted."""
+    plt = _pyplot()
+    wrong = np.flatnonzero(actual != predicted)[:limit]
+    columns = 10
+    rows = max(1, -(-len(wrong) // columns))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(columns * 0.95, rows * 1.1 + 0.5), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, wrong):
+        ax.imshow(pixels[index].reshape(8, 8), cmap="gray_r", vmin=0, vmax=16)
+        ax.set_title(f"{actual[index]} → {predicted[index]}", fontsize=8, color="firebrick")
+    total = int(np.sum(actual != predicted))
+    shown = f" (first {len(wrong)})" if total > len(wrong) else ""
+    fig.suptitle(f"{total} misclassified test digits{shown}: true → predicted", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def save_first_layer_weights(path: str | Path, weights: np.ndarray) -> None:
+    """Each hidden unit's 64 input weights drawn as an 8x8 image: what it looks for."""
+    plt = _pyplot()
+    units = len(weights)
+    columns = min(10, units)
+    rows = -(-units // columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(columns * 0.9, rows * 0.95 + 0.5), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for unit, ax in enumerate(axes.flat[:units]):
+        image = weights[unit].reshape(8, 8)
+        # Centre each unit's colour scale on its own mean: U[0, 1) weights share a large
+        # positive offset that would otherwise hide the pattern.
+        spread = np.abs(image - image.mean()).max() or 1.0
+        ax.imshow(image - image.mean(), cmap="RdBu_r", vmin=-spread, vmax=spread)
+        ax.set_title(str(unit), fontsize=7)
+    fig.suptitle("First-layer weights of each hidden unit (red: above its mean)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)

@@ -64,7 +64,7 @@ def _run(raw: DictConfig, output_dir: Path, overrides: str, in_sweep: bool) -> f
         raise
     paths = cfg.paths.under(output_dir)
     store = pipeline.open_store(cfg)
-    _, split, onehot = pipeline.prepare_data(cfg)
+    scaled, split, onehot = pipeline.prepare_data(cfg)
     params_file = output_dir / "params.yaml"
     artifacts.write_bytes(params_file, OmegaConf.to_yaml(config.to_dict(cfg)).encode())
     with pipeline.recording(
@@ -84,7 +84,13 @@ def _run(raw: DictConfig, output_dir: Path, overrides: str, in_sweep: bool) -> f
             not in_sweep and pipeline.interactive(),
         )
         evaluation = pipeline.evaluate_and_record(
-            result.network, split, result.cost_curve, result.classic_cost_curve, recorder, paths
+            result.network,
+            split,
+            pipeline.raw_pixels(split.X_test, scaled),
+            result.cost_curve,
+            result.classic_cost_curve,
+            recorder,
+            paths,
         )
     return evaluation.test_accuracy
 

@@ -153,7 +153,6 @@ class SweepCallback(Callback):
             log.error("%s", _failure_line(failed))
             sys.exit(1)
 
-
     def close_interrupted(self) -> None:
         """The sweep ended before on_multirun_end (Ctrl-C, SIGTERM, a crash): close the
         parent and every child still RUNNING as KILLED, so that no run stays open."""
