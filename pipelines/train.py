@@ -11,10 +11,18 @@ from digits_nn.config import Config
 def main(cfg: Config) -> None:
     split = artifacts.read_split(cfg.paths.split)
     onehot = artifacts.read_onehot(cfg.paths.onehot, split)
+    scaling = artifacts.read_scaled(cfg.paths.scaled)  # travels with the MLflow model
     store = pipeline.open_store(cfg)
     with pipeline.recording(store, cfg, data_md5=provenance.md5(cfg.paths.split)) as recorder:
         pipeline.train_and_record(
-            cfg, split, onehot, recorder, cfg.paths, Path(PARAMS_FILE), pipeline.interactive()
+            cfg,
+            split,
+            onehot,
+            scaling,
+            recorder,
+            cfg.paths,
+            Path(PARAMS_FILE),
+            pipeline.interactive(),
         )
 
 

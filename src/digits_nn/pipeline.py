@@ -152,6 +152,10 @@ class Recorder:
         if self.enabled:
             tracking.log_metrics(self.store, self.run_id, values)
 
+    def model(self, model_file: Path, scaling: data.Scaled) -> None:
+        if self.enabled:
+            tracking.log_model(self.store, self.run_id, model_file, scaling.mean, scaling.scale)
+
     def tag(self, key: str, value: str) -> None:
         if self.enabled:
             self.store.client.set_tag(self.run_id, key, value)
@@ -209,6 +213,7 @@ def train_and_record(
     cfg: Config,
     split: data.Split,
     onehot: data.OneHot,
+    scaling: data.Scaled,
     recorder: Recorder,
     paths: PathsConfig,
     params_file: Path | None,
@@ -226,6 +231,7 @@ def train_and_record(
     recorder.cost_curves(result.cost_curve, result.classic_cost_curve)
     recorder.tag("model_md5", provenance.md5(paths.model))
     recorder.files(files)
+    recorder.model(Path(paths.model), scaling)
     return result
 
 

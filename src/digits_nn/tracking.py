@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,3 +258,44 @@ def describe(config: Config) -> str:
         f" gradient descent with alpha {config.train.alpha:g} for {config.train.iterations}"
         f" iterations, seed {config.seed}."
     )
+
+
+def log_model(
+    store: Store, run_id: str, model_file: Path, mean: np.ndarray, scale: np.ndarray
+) -> None:
+    """Log the network as the run's ``model``: an MLflow pyfunc model from code.
+
+    The code is :mod:`digits_nn.serving` with this package beside it; the weights and
+    the fitted scaling travel as npz artifacts, so loading the model unpickles nothing.
+    The requirements are given, not inferred: inference would import and run the model.
+    """
+    import tempfile
+    from importlib import metadata
+
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from digits_nn import artifacts, serving
+
+    package = Path(serving.__file__).parent
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("double", name) for name in serving.PIXEL_COLUMNS]),
+        outputs=Schema([ColSpec("long", "digit")]),
+    )
+    requirements = [f"{name}=={metadata.version(name)}" for name in ("numpy", "pandas")]
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # MLflow suggests an input example, whose check would load and run the model.
+        warnings.simplefilter("ignore", UserWarning)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        scaling = Path(tmp) / "scaling.npz"
+        artifacts.write_npz(scaling, mean=mean, scale=scale)
+        mlflow.pyfunc.save_model(
+            path=Path(tmp) / "model",
+            python_model=str(package / "serving.py"),
+            artifacts={"weights": str(model_file), "scaling": str(scaling)},
+            code_paths=[str(package)],
+            signature=signature,
+            pip_requirements=requirements,
+        )
+        store.client.log_artifacts(run_id, str(Path(tmp) / "model"), "model")
