@@ -9,7 +9,7 @@ from digits_nn.config import Config
 def main(cfg: Config) -> None:
     split = artifacts.read_split(cfg.paths.split)
     test_pixels = pipeline.raw_pixels(split.X_test, artifacts.read_scaled(cfg.paths.scaled))
-    network, _ = artifacts.read_model(cfg.paths.model, n_inputs=split.X_test.shape[1])
+    network = artifacts.read_model(cfg.paths.model, n_inputs=split.X_test.shape[1])
     cost, classic_cost = artifacts.read_cost_curve(cfg.paths.cost)
     store = pipeline.open_store(cfg)
     # The train stage tagged its run with the model's md5: evaluate that same run.

@@ -30,7 +30,7 @@ def onehot(split):
 def model_arrays(tmp_path):
     """The arrays of a valid 64-30-10 model file, to be tampered with."""
     path = tmp_path / "valid_model.npz"
-    artifacts.write_model(path, network.init_uniform([64, 30, 10], seed=0), "sigmoid")
+    artifacts.write_model(path, network.init_uniform([64, 30, 10], seed=0))
     with np.load(path) as archive:
         return {name: archive[name] for name in archive.files}
 
@@ -91,7 +91,7 @@ def test_onehot_round_trip(tmp_path, split, onehot):
 def test_model_round_trip_and_array_names(tmp_path, sizes):
     net = network.init_uniform(sizes, seed=2)
     path = tmp_path / "model.npz"
-    artifacts.write_model(path, net, "sigmoid")
+    artifacts.write_model(path, net)
 
     n_layers = len(sizes) - 1
     with np.load(path) as archive:
@@ -101,14 +101,14 @@ def test_model_round_trip_and_array_names(tmp_path, sizes):
         stored_w1 = archive["W1"]
     expected_names = {f"W{k}" for k in range(1, n_layers + 1)}
     expected_names |= {f"b{k}" for k in range(1, n_layers + 1)}
-    assert names == expected_names | {"layer_sizes", "activation"}
+    assert names == expected_names | {"layer_sizes", "activation", "output"}
     np.testing.assert_array_equal(stored_sizes, sizes)
     assert stored_activation.ndim == 0
     assert str(stored_activation) == "sigmoid"
     assert stored_w1.shape == (sizes[1], sizes[0])  # algorithm.md's orientation
 
-    back, activation = artifacts.read_model(path, n_inputs=64)
-    assert activation == "sigmoid"
+    back = artifacts.read_model(path, n_inputs=64)
+    assert (back.activation, back.output) == ("sigmoid", "sigmoid")
     assert back.layer_sizes == sizes
     for got, want in zip([*back.weights, *back.biases], [*net.weights, *net.biases], strict=True):
         np.testing.assert_array_equal(got, want)
@@ -144,7 +144,7 @@ def test_writes_leave_no_temporary_files(tmp_path, dataset, split, onehot):
     artifacts.write_dataset(tmp_path / "digits.npz", dataset)
     artifacts.write_split(tmp_path / "split.npz", split)
     artifacts.write_onehot(tmp_path / "onehot.npz", onehot)
-    artifacts.write_model(tmp_path / "model.npz", network.init_uniform([64, 3, 10], 0), "sigmoid")
+    artifacts.write_model(tmp_path / "model.npz", network.init_uniform([64, 3, 10], 0))
     artifacts.write_cost_curve(tmp_path / "cost.csv", np.ones(3), np.ones(3))
     artifacts.write_json(tmp_path / "metrics.json", {"a": 1})
     # Overwriting goes through the same path.
@@ -370,7 +370,7 @@ def test_model_with_non_finite_weight_is_refused(tmp_path, model_arrays):
 
 def test_model_input_width_must_match_the_data(tmp_path):
     path = tmp_path / "model.npz"
-    artifacts.write_model(path, network.init_uniform([64, 30, 10], seed=0), "sigmoid")
+    artifacts.write_model(path, network.init_uniform([64, 30, 10], seed=0))
     assert_artifact_error(lambda p: artifacts.read_model(p, n_inputs=32), path, "64", "32")
     artifacts.read_model(path, n_inputs=64)  # the matching width is accepted
 

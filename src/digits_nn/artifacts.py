@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from digits_nn.config import ACTIVATIONS, OUTPUTS
 from digits_nn.data import N_CLASSES, Dataset, OneHot, Scaled, Split
 from digits_nn.errors import ArtifactError
 from digits_nn.network import Network
@@ -213,26 +214,28 @@ def read_onehot(path: str | Path, split: Split | None = None) -> OneHot:
     return OneHot(a["Y_train"], a["Y_test"])
 
 
-def write_model(path: str | Path, network: Network, activation: str) -> None:
-    """W1..WL and b1..bL in the orientation of algorithm.md, plus what rebuilds the net."""
+def write_model(path: str | Path, network: Network) -> None:
+    """W1..WL and b1..bL in the orientation of algorithm.md, plus what rebuilds the net:
+    the layer sizes, the hidden activation and the output layer."""
     arrays: dict[str, np.ndarray] = {}
     for layer, (W, b) in enumerate(zip(network.weights, network.biases), start=1):
         arrays[f"W{layer}"] = W
         arrays[f"b{layer}"] = b
     arrays["layer_sizes"] = np.asarray(network.layer_sizes, dtype=np.int64)
-    arrays["activation"] = np.asarray(activation)
+    arrays["activation"] = np.asarray(network.activation)
+    arrays["output"] = np.asarray(network.output)
     write_npz(path, **arrays)
 
 
-def read_model(path: str | Path, n_inputs: int | None = None) -> tuple[Network, str]:
-    """The network and its activation name; with ``n_inputs``, check it fits the data."""
+def read_model(path: str | Path, n_inputs: int | None = None) -> Network:
+    """The network; with ``n_inputs``, check that it fits the data."""
     arrays = _load_npz(path)
     if "layer_sizes" not in arrays or "activation" not in arrays:
         raise ArtifactError(f"{path}: not a model file (no 'layer_sizes' or 'activation').")
     sizes = arrays["layer_sizes"]
     _check_array(path, "layer_sizes", sizes, "i", 1)
     n_layers = len(sizes) - 1
-    spec = {"layer_sizes": ("i", 1), "activation": ("U", 0)}
+    spec = {"layer_sizes": ("i", 1), "activation": ("U", 0), "output": ("U", 0)}
     spec |= {f"W{k}": ("f", 2) for k in range(1, n_layers + 1)}
     spec |= {f"b{k}": ("f", 1) for k in range(1, n_layers + 1)}
     arrays = read_npz(path, spec)
@@ -250,14 +253,30 @@ def read_model(path: str | Path, n_inputs: int | None = None) -> tuple[Network, 
             f"{path}: the model takes {sizes[0]} inputs but the data has {n_inputs} columns;"
             " retrain it (`dvc repro train`)."
         )
-    return Network(weights, biases), str(arrays["activation"])
+    activation, output = str(arrays["activation"]), str(arrays["output"])
+    if activation not in ACTIVATIONS or output not in OUTPUTS:
+        raise ArtifactError(
+            f"{path}: unknown activation {activation!r} or output {output!r}; allowed:"
+            f" {', '.join(ACTIVATIONS)} and {', '.join(OUTPUTS)}."
+        )
+    return Network(weights, biases, activation, output)
 
 
-def write_cost_curve(path: str | Path, cost: np.ndarray, classic_cost: np.ndarray) -> None:
-    iterations = np.arange(1, len(cost) + 1)
+def write_cost_curve(
+    path: str | Path,
+    cost: np.ndarray,
+    classic_cost: np.ndarray,
+    validation_cost: np.ndarray | None = None,
+) -> None:
+    """iteration,cost,classic_cost[,validation_cost], one row per iteration."""
+    columns = [np.arange(1, len(cost) + 1), cost, classic_cost]
+    header = ["iteration", "cost", "classic_cost"]
+    if validation_cost is not None:
+        columns.append(validation_cost)
+        header.append("validation_cost")
     # repr() of a float round-trips exactly, so the CSV loses nothing.
-    rows = ((i, repr(float(c)), repr(float(k))) for i, c, k in zip(iterations, cost, classic_cost))
-    write_csv(path, ["iteration", "cost", "classic_cost"], rows)
+    rows = ([int(row[0]), *(repr(float(v)) for v in row[1:])] for row in zip(*columns))
+    write_csv(path, header, rows)
 
 
 def read_cost_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -268,7 +287,7 @@ def read_cost_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
     except ValueError as error:
         raise ArtifactError(f"{path}: not a cost curve CSV ({error}).") from None
-    if table.shape[1] != 3 or len(table) == 0:
+    if table.shape[1] not in (3, 4) or len(table) == 0:
         raise ArtifactError(f"{path}: expected rows of iteration,cost,classic_cost.")
     if not np.isfinite(table).all():
         raise ArtifactError(f"{path}: holds NaN or infinite costs.")

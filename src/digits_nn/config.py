@@ -22,8 +22,11 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from digits_nn.errors import ConfigError
 
-ACTIVATIONS = ("sigmoid",)
-INITS = ("uniform",)
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+OUTPUTS = ("sigmoid", "softmax")
+INITS = ("uniform", "xavier", "he")
+OPTIMIZERS = ("gd", "sgd", "momentum")
+SCHEDULES = ("constant", "inverse_time")
 DTYPES = ("float64", "float32")
 
 
@@ -38,6 +41,7 @@ class ModelConfig:
     # OmegaConf 2.3 understands typing.Optional, not the `X | None` spelling.
     hidden_sizes: Optional[list[int]] = None  # noqa: UP045
     activation: str = "sigmoid"
+    output: str = "sigmoid"
     init: str = "uniform"
 
     def layer_sizes(self, n_inputs: int, n_outputs: int) -> list[int]:
@@ -50,6 +54,26 @@ class TrainConfig:
     alpha: float = 0.25
     iterations: int = 3000
     dtype: str = "float64"
+    optimizer: str = "gd"
+    batch_size: Optional[int] = None  # noqa: UP045
+    momentum: float = 0.9
+    nesterov: bool = False
+    l2: float = 0.0
+    schedule: str = "constant"
+    decay: float = 0.0
+    validation_size: float = 0.0
+    patience: Optional[int] = None  # noqa: UP045
+
+    @property
+    def is_classic(self) -> bool:
+        """Plain full-batch gradient descent: the classic run's optimiser."""
+        return (
+            self.optimizer == "gd"
+            and self.batch_size is None
+            and self.l2 == 0.0
+            and self.schedule == "constant"
+            and self.validation_size == 0.0
+        )
 
 
 @dataclass
@@ -57,6 +81,7 @@ class TrackingConfig:
     enabled: bool = True
     uri: Optional[str] = None  # noqa: UP045
     experiment: str = "digits-nn"
+    accuracy_every: int = 100
 
 
 @dataclass
@@ -148,17 +173,48 @@ def _range_errors(config: Config) -> Iterator[str]:
     sizes = config.model.hidden_sizes
     if sizes is not None and (len(sizes) == 0 or min(sizes) < 1):
         yield bad("model.hidden_sizes", sizes, "null, or a non-empty list of whole numbers >= 1")
-    if config.model.activation not in ACTIVATIONS:
-        yield bad("model.activation", config.model.activation, f"one of {', '.join(ACTIVATIONS)}")
-    if config.model.init not in INITS:
-        yield bad("model.init", config.model.init, f"one of {', '.join(INITS)}")
-    alpha = config.train.alpha
-    if not (math.isfinite(alpha) and alpha > 0):
-        yield bad("train.alpha", alpha, "a finite number > 0")
-    if config.train.iterations < 1:
-        yield bad("train.iterations", config.train.iterations, "a whole number >= 1")
-    if config.train.dtype not in DTYPES:
-        yield bad("train.dtype", config.train.dtype, f"one of {', '.join(DTYPES)}")
+    model, train = config.model, config.train
+    for key, value, allowed in [
+        ("model.activation", model.activation, ACTIVATIONS),
+        ("model.output", model.output, OUTPUTS),
+        ("model.init", model.init, INITS),
+        ("train.optimizer", train.optimizer, OPTIMIZERS),
+        ("train.schedule", train.schedule, SCHEDULES),
+        ("train.dtype", train.dtype, DTYPES),
+    ]:
+        if value not in allowed:
+            yield bad(key, value, f"one of {', '.join(allowed)}")
+    if not (math.isfinite(train.alpha) and train.alpha > 0):
+        yield bad("train.alpha", train.alpha, "a finite number > 0")
+    if train.iterations < 1:
+        yield bad("train.iterations", train.iterations, "a whole number >= 1")
+    if train.batch_size is not None and train.batch_size < 1:
+        yield bad("train.batch_size", train.batch_size, "null (all rows) or a whole number >= 1")
+    if train.batch_size is not None and train.optimizer == "gd":
+        yield bad(
+            "train.batch_size",
+            train.batch_size,
+            "null with train.optimizer=gd (full batch); mini-batches need sgd or momentum",
+        )
+    if not (0.0 <= train.momentum < 1.0):
+        yield bad("train.momentum", train.momentum, "a number in [0, 1)")
+    for key, value in [("train.l2", train.l2), ("train.decay", train.decay)]:
+        if not (math.isfinite(value) and value >= 0):
+            yield bad(key, value, "a finite number >= 0")
+    if not (0.0 <= train.validation_size < 1.0):
+        yield bad("train.validation_size", train.validation_size, "a number in [0, 1)")
+    if train.patience is not None and train.patience < 1:
+        yield bad(
+            "train.patience", train.patience, "null (never stop early) or a whole number >= 1"
+        )
+    if train.patience is not None and train.validation_size == 0.0:
+        yield bad(
+            "train.patience",
+            train.patience,
+            "null unless train.validation_size > 0 (early stopping needs validation rows)",
+        )
+    if config.tracking.accuracy_every < 0:
+        yield bad("tracking.accuracy_every", config.tracking.accuracy_every, "a whole number >= 0")
     if not config.tracking.experiment.strip():
         yield bad("tracking.experiment", config.tracking.experiment, "a non-empty name")
 
@@ -188,6 +244,7 @@ def _type_message(error: OmegaConfBaseException) -> str:
         "str": "a string",
         "Optional[str]": "null or a string",
         "Optional[list[int]]": "null or a list of whole numbers",
+        "Optional[int]": "null or a whole number",
     }.get(str(expected), "see conf/ for the expected type")
     return f"{key}={getattr(error, 'value', None)!r} is not allowed: {allowed}."
 

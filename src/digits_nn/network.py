@@ -33,6 +33,9 @@ import numpy as np
 class Network:
     weights: list[np.ndarray]
     biases: list[np.ndarray]
+    # The classic network is sigmoid throughout; digits_nn.modern trains the others.
+    activation: str = "sigmoid"  # of the hidden layers
+    output: str = "sigmoid"  # sigmoid (half squared error) or softmax (cross-entropy)
 
     @property
     def layer_sizes(self) -> list[int]:

@@ -12,17 +12,17 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from digits_nn import artifacts, config, data, plots, provenance, tracking
+from digits_nn import artifacts, config, data, modern, plots, provenance, tracking
 from digits_nn.config import Config, PathsConfig
 from digits_nn.errors import TrainingDiverged
 from digits_nn.evaluate import Evaluation, evaluate
-from digits_nn.network import Network, init_uniform
+from digits_nn.network import Network
 from digits_nn.train import TrainingResult, gradient_descent
 
 log = logging.getLogger(__name__)
@@ -45,19 +45,56 @@ def encode(split: data.Split) -> data.OneHot:
     return data.OneHot(data.one_hot(split.y_train), data.one_hot(split.y_test))
 
 
-def fit(cfg: Config, split: data.Split, onehot: data.OneHot, progress: bool) -> TrainingResult:
-    """Initialise the configured network from ``seed`` and train it on the train rows."""
-    dtype = cfg.train.dtype
-    network = init_uniform(cfg.model.layer_sizes(N_INPUTS, N_OUTPUTS), cfg.seed, dtype)
-    log.info("training %s", tracking.describe(cfg))
-    return gradient_descent(
-        network,
-        split.X_train.astype(dtype, copy=False),
-        onehot.Y_train.astype(dtype, copy=False),
-        cfg.train.alpha,
-        cfg.train.iterations,
-        progress=progress,
+def fit(
+    cfg: Config,
+    split: data.Split,
+    onehot: data.OneHot,
+    progress: bool,
+    on_checkpoint: Callable[[int, Network], None] | None = None,
+) -> TrainingResult:
+    """Initialise the configured network from ``seed`` and train it on the train rows.
+
+    The classic configuration runs on the optimised full-batch kernel; any other option
+    on the general path of :mod:`digits_nn.modern`. ``on_checkpoint`` sees the network
+    every ``tracking.accuracy_every`` iterations.
+    """
+    model, options, dtype = cfg.model, cfg.train, cfg.train.dtype
+    sizes = model.layer_sizes(N_INPUTS, N_OUTPUTS)
+    network = modern.init_network(
+        sizes, model.init, cfg.seed, dtype, model.activation, model.output
     )
+    X, Y = split.X_train.astype(dtype, copy=False), onehot.Y_train.astype(dtype, copy=False)
+    every = cfg.tracking.accuracy_every
+    log.info("training %s", tracking.describe(cfg))
+    if model.activation == model.output == "sigmoid" and options.is_classic:
+        return gradient_descent(
+            network, X, Y, options.alpha, options.iterations, progress, on_checkpoint, every
+        )
+    validation = None
+    if options.validation_size > 0:
+        X, Y, validation = carve_validation(X, Y, options.validation_size, cfg.seed)
+    history = modern.train(
+        network, X, Y, options, cfg.seed, validation, on_checkpoint, every, progress
+    )
+    return TrainingResult(
+        network,
+        history.cost_curve,
+        history.classic_cost_curve,
+        history.validation_cost_curve,
+        history.best_iteration,
+    )
+
+
+def carve_validation(
+    X: np.ndarray, Y: np.ndarray, size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Hold out a stratified, seeded share of the *training* rows; never the test rows."""
+    from sklearn.model_selection import train_test_split
+
+    X_fit, X_val, Y_fit, Y_val = train_test_split(
+        X, Y, test_size=size, random_state=seed, stratify=Y.argmax(axis=1)
+    )
+    return X_fit, Y_fit, (X_val, Y_val)
 
 
 def interactive() -> bool:
@@ -69,8 +106,10 @@ def interactive() -> bool:
 
 
 def save_training(paths: PathsConfig, cfg: Config, result: TrainingResult) -> list[Path]:
-    artifacts.write_model(paths.model, result.network, cfg.model.activation)
-    artifacts.write_cost_curve(paths.cost, result.cost_curve, result.classic_cost_curve)
+    artifacts.write_model(paths.model, result.network)
+    artifacts.write_cost_curve(
+        paths.cost, result.cost_curve, result.classic_cost_curve, result.validation_cost_curve
+    )
     return [Path(paths.model), Path(paths.cost)]
 
 
@@ -143,6 +182,15 @@ class Recorder:
         if self.enabled:
             tracking.log_curve(self.store, self.run_id, "train_cost", cost)
             tracking.log_curve(self.store, self.run_id, "train_classic_cost", classic_cost)
+
+    def curve(self, key: str, values: np.ndarray | dict[int, float] | None) -> None:
+        """A metric history: an array (steps 1..N) or a mapping of step to value."""
+        if not self.enabled or values is None or len(values) == 0:
+            return
+        if isinstance(values, dict):
+            tracking.log_points(self.store, self.run_id, key, values)
+        else:
+            tracking.log_curve(self.store, self.run_id, key, values)
 
     def files(self, paths: list[Path], folder: str | None = None) -> None:
         if self.enabled:
@@ -222,13 +270,23 @@ def train_and_record(
     """Train, write the model and cost curve, and log them. A diverged run keeps the
     curve up to the failing iteration in MLflow before the error propagates."""
     recorder.config(cfg, params_file)
+    accuracy_curve: dict[int, float] = {}
+
+    def record_accuracy(iteration: int, network: Network) -> None:
+        predicted = modern.predict(network, split.X_test.astype(network.weights[0].dtype))
+        accuracy_curve[iteration] = float(np.mean(predicted == split.y_test))
+
     try:
-        result = fit(cfg, split, onehot, progress=progress)
+        result = fit(cfg, split, onehot, progress, record_accuracy if recorder.enabled else None)
     except TrainingDiverged as error:
         recorder.cost_curves(error.partial_cost, error.partial_classic_cost)
         raise
     files = save_training(paths, cfg, result)
     recorder.cost_curves(result.cost_curve, result.classic_cost_curve)
+    recorder.curve("validation_cost", result.validation_cost_curve)
+    recorder.curve("test_accuracy_curve", accuracy_curve)
+    if result.best_iteration is not None:
+        recorder.metrics({"best_iteration": result.best_iteration})
     recorder.tag("model_md5", provenance.md5(paths.model))
     recorder.files(files)
     recorder.model(Path(paths.model), scaling)

@@ -74,14 +74,9 @@ def _run(raw: DictConfig, output_dir: Path, overrides: str, in_sweep: bool) -> f
         overrides=overrides,
         parent_run_id=parent_run_id,
     ) as recorder:
+        progress = not in_sweep and pipeline.interactive()
         result = pipeline.train_and_record(
-            cfg,
-            split,
-            onehot,
-            recorder,
-            paths,
-            params_file,
-            not in_sweep and pipeline.interactive(),
+            cfg, split, onehot, scaled, recorder, paths, params_file, progress
         )
         evaluation = pipeline.evaluate_and_record(
             result.network,

@@ -16,14 +16,14 @@ from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
 from digits_nn.artifacts import read_model, read_npz
-from digits_nn.network import predict
+from digits_nn.modern import predict
 
 PIXEL_COLUMNS = [f"pixel_{i}" for i in range(64)]
 
 
 class DigitsClassifier(PythonModel):
     def load_context(self, context) -> None:
-        self.network, _ = read_model(context.artifacts["weights"], n_inputs=len(PIXEL_COLUMNS))
+        self.network = read_model(context.artifacts["weights"], n_inputs=len(PIXEL_COLUMNS))
         scaling = read_npz(context.artifacts["scaling"], {"mean": ("f", 1), "scale": ("f", 1)})
         self.mean, self.scale = scaling["mean"], scaling["scale"]
 

@@ -226,6 +226,16 @@ def log_curve(store: Store, run_id: str, key: str, values: np.ndarray, first_ste
         store.client.log_batch(run_id, metrics=points[start : start + BATCH_SIZE])
 
 
+def log_points(store: Store, run_id: str, key: str, points: Mapping[int, float]) -> None:
+    """A metric history at chosen steps, e.g. the test accuracy every N iterations."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(key, float(value), now, step) for step, value in points.items()]
+    for start in range(0, len(batch), BATCH_SIZE):
+        store.client.log_batch(run_id, metrics=batch[start : start + BATCH_SIZE])
+
+
 def log_artifacts(
     store: Store, run_id: str, paths: Iterable[str | Path], folder: str | None = None
 ) -> None:
@@ -252,11 +262,24 @@ def run_name(config: Config) -> str:
 
 
 def describe(config: Config) -> str:
-    sizes = "-".join(map(str, config.model.layer_sizes(64, 10)))
+    """One line for the dashboard: the network and how it is trained."""
+    model, train = config.model, config.train
+    sizes = "-".join(map(str, model.layer_sizes(64, 10)))
+    if train.optimizer == "gd" and train.batch_size is None:
+        how = "full-batch gradient descent"
+    else:
+        rows = "all" if train.batch_size is None else train.batch_size
+        how = f"{'Nesterov ' if train.nesterov and train.optimizer == 'momentum' else ''}"
+        how += f"{train.optimizer} on batches of {rows} rows"
+    extras = [f"L2 {train.l2:g}"] if train.l2 else []
+    if train.schedule == "inverse_time":
+        extras.append(f"inverse-time decay {train.decay:g}")
+    if train.patience is not None:
+        extras.append(f"early stopping (patience {train.patience})")
     return (
-        f"{sizes} {config.model.activation} network, {config.model.init} init, full-batch"
-        f" gradient descent with alpha {config.train.alpha:g} for {config.train.iterations}"
-        f" iterations, seed {config.seed}."
+        f"{sizes} {model.activation} network, {model.output} output, {model.init} init, {how}"
+        f" with alpha {train.alpha:g} for {train.iterations} iterations"
+        f"{', ' + ', '.join(extras) if extras else ''}, seed {config.seed}."
     )
 
 

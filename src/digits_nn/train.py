@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +20,10 @@ _PROGRESS_EVERY = 50
 @dataclass
 class TrainingResult:
     network: Network
-    cost_curve: np.ndarray  # half squared error at iteration 1..N, before that update
+    cost_curve: np.ndarray  # the minimised cost at iteration 1..N, before that update
     classic_cost_curve: np.ndarray  # mean ||y - h_out|| at the same points
+    validation_cost_curve: np.ndarray | None = None  # with validation rows only
+    best_iteration: int | None = None  # early stopping: the weights kept are from here
 
     @property
     def final_cost(self) -> float:
@@ -34,12 +37,15 @@ def gradient_descent(
     alpha: float,
     iterations: int,
     progress: bool = False,
+    on_checkpoint: Callable[[int, Network], None] | None = None,
+    checkpoint_every: int = 0,
 ) -> TrainingResult:
     """Train ``network`` in place on all rows of ``X`` for ``iterations`` updates.
 
     Iteration ``i`` records the cost of the weights it starts from, then updates them,
     as the classic run did. A non-finite cost raises :class:`TrainingDiverged`
-    carrying the curve recorded so far.
+    carrying the curve recorded so far. ``on_checkpoint(iteration, network)`` is called
+    every ``checkpoint_every`` iterations and after the last (for the accuracy curve).
     """
     cost_curve = np.empty(iterations)
     classic_curve = np.empty(iterations)
@@ -61,6 +67,9 @@ def gradient_descent(
                         classic_curve[:i].copy(),
                     )
                 workspace.descend(alpha)
+                if on_checkpoint is not None and is_checkpoint(i + 1, checkpoint_every, iterations):
+                    workspace.write_to(network)
+                    on_checkpoint(i + 1, network)
                 if (i + 1) % _PROGRESS_EVERY == 0 or i + 1 == iterations:
                     bar.set_postfix(cost=f"{cost_curve[i]:.4f}", refresh=False)
                     bar.update((i + 1) - bar.n)
@@ -68,3 +77,7 @@ def gradient_descent(
             # Also after a divergence, as the network was updated in place before.
             workspace.write_to(network)
     return TrainingResult(network, cost_curve, classic_curve)
+
+
+def is_checkpoint(iteration: int, every: int, iterations: int) -> bool:
+    return every > 0 and (iteration % every == 0 or iteration == iterations)
