@@ -16,7 +16,7 @@ from digits_nn.cli import exit_on_user_error
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float:
     with exit_on_user_error():
         return runner.run(cfg)
 

@@ -150,3 +150,30 @@ def test_run_py_gives_the_same_metrics_as_dvc_repro(reproduced: Path) -> None:
     _, runs = runs_of(reproduced)
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
     assert len({r.data.tags["data_md5"] for r in runs}) == 1  # trained on the same bytes
+
+
+def test_optuna_search_logs_each_trial_and_writes_a_runnable_best_preset(clone: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    run_app(
+        clone,
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=4",
+        "train.iterations=choice(3,6)",
+        "hydra.sweep.dir=multirun/search",
+    )
+    client, runs = runs_of(clone)
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
+    for child in children:
+        assert 0.0 < child.data.metrics["validation_accuracy"] <= 1.0
+        assert child.data.params["train.validation_size"] == "0.15"
+    best = max(children, key=lambda r: r.data.metrics["validation_accuracy"])
+    preset = (clone / "multirun/search/best_experiment.yaml").read_text()
+    assert preset.startswith("# @package _global_")
+    assert f"alpha: {best.data.params['train.alpha']}" in preset
+    assert "best_experiment.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    # Ready to run: copied into conf/experiment/, it composes and trains.
+    (clone / "conf/experiment/best.yaml").write_text(preset)
+    result = run_app(clone, "experiment=best", "tracking.enabled=false")
+    assert "test accuracy" in result.stderr + result.stdout

@@ -76,12 +76,17 @@ def fit(
     history = modern.train(
         network, X, Y, options, cfg.seed, validation, on_checkpoint, every, progress
     )
+    validation_accuracy = None
+    if validation is not None:
+        X_val, Y_val = validation
+        validation_accuracy = float(np.mean(modern.predict(network, X_val) == Y_val.argmax(1)))
     return TrainingResult(
         network,
         history.cost_curve,
         history.classic_cost_curve,
         history.validation_cost_curve,
         history.best_iteration,
+        validation_accuracy,
     )
 
 
@@ -287,6 +292,8 @@ def train_and_record(
     recorder.curve("test_accuracy_curve", accuracy_curve)
     if result.best_iteration is not None:
         recorder.metrics({"best_iteration": result.best_iteration})
+    if result.validation_accuracy is not None:
+        recorder.metrics({"validation_accuracy": result.validation_accuracy})
     recorder.tag("model_md5", provenance.md5(paths.model))
     recorder.files(files)
     recorder.model(Path(paths.model), scaling)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -31,8 +32,8 @@ RESULT_FILE = "result.json"
 SUMMARY_KEYS = ("train.alpha", "train.iterations", "model.hidden_size", "seed")
 
 
-def run(raw: DictConfig) -> float | None:
-    """Run the pipeline for ``raw``; returns the test accuracy (None if a sweep job failed)."""
+def run(raw: DictConfig) -> float:
+    """Run the pipeline for ``raw``; returns its objective (NaN if a sweep job failed)."""
     hydra = HydraConfig.get()
     output_dir = Path(hydra.runtime.output_dir)
     overrides = " ".join(hydra.overrides.task)
@@ -42,19 +43,31 @@ def run(raw: DictConfig) -> float | None:
         # Parallel workers each get one BLAS thread, so they do not oversubscribe the cores.
         limits = _one_blas_thread() if in_sweep else contextlib.nullcontext()
         with limits:
-            accuracy = _run(raw, output_dir, overrides, in_sweep)
+            accuracy, validation_accuracy = _run(raw, output_dir, overrides, in_sweep)
     except DigitsNNError as error:
         if not in_sweep:
             raise
         log.error("job failed: %s", error)
         _write_result(output_dir, raw, overrides, "FAILED", started, error=str(error))
-        return None
+        return math.nan  # a sweeper such as Optuna records a NaN objective as a failed trial
     if in_sweep:
-        _write_result(output_dir, raw, overrides, "FINISHED", started, test_accuracy=accuracy)
-    return accuracy
+        _write_result(
+            output_dir,
+            raw,
+            overrides,
+            "FINISHED",
+            started,
+            test_accuracy=accuracy,
+            validation_accuracy=validation_accuracy,
+        )
+    # What a sweeper maximises: the validation accuracy when there are validation rows
+    # (hyperparameter search must not look at the test rows), else the test accuracy.
+    return accuracy if validation_accuracy is None else validation_accuracy
 
 
-def _run(raw: DictConfig, output_dir: Path, overrides: str, in_sweep: bool) -> float:
+def _run(
+    raw: DictConfig, output_dir: Path, overrides: str, in_sweep: bool
+) -> tuple[float, float | None]:
     parent_run_id = os.environ.get(PARENT_RUN_ENV) if in_sweep else None
     try:
         cfg = config.parse(raw)
@@ -87,7 +100,9 @@ def _run(raw: DictConfig, output_dir: Path, overrides: str, in_sweep: bool) -> f
             recorder,
             paths,
         )
-    return evaluation.test_accuracy
+    if result.validation_accuracy is not None:
+        return evaluation.test_accuracy, result.validation_accuracy
+    return evaluation.test_accuracy, None
 
 
 def _record_refused_job(

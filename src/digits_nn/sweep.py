@@ -34,6 +34,7 @@ COLUMNS = [
     "job",
     "status",
     "test_accuracy",
+    "validation_accuracy",
     "duration_s",
     "train.alpha",
     "train.iterations",
@@ -68,7 +69,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 def to_markdown(rows: list[dict[str, Any]], title: str) -> str:
     def cell(key: str, value: Any) -> str:
         if isinstance(value, float):
-            return f"{value:.4f}" if key == "test_accuracy" else f"{value:g}"
+            return f"{value:.4f}" if key.endswith("accuracy") else f"{value:g}"
         return "" if value is None else str(value).replace("|", "\\|")
 
     failed = [r for r in rows if r["status"] != "FINISHED"]
@@ -178,6 +179,11 @@ def write_summary(
     artifacts.write_bytes(files[0], to_csv(rows).encode())
     artifacts.write_bytes(files[1], to_markdown(rows, name.capitalize()).encode())
     finished = [r for r in rows if r["status"] == "FINISHED"]
+    validated = [r for r in finished if r.get("validation_accuracy") is not None]
+    if validated:
+        best = max(validated, key=lambda r: r["validation_accuracy"])
+        files.append(sweep_dir / "best_experiment.yaml")
+        artifacts.write_bytes(files[-1], best_experiment(sweep_dir, best, name).encode())
     if finished:
         files.append(sweep_dir / "sweep_heatmap.png")
         plots.save_sweep_heatmap(files[-1], finished)
@@ -188,6 +194,22 @@ def write_summary(
         files.append(sweep_dir / "sweep_cost_curves.png")
         plots.save_cost_curves(files[-1], curves)
     return files
+
+
+def best_experiment(sweep_dir: Path, best: dict[str, Any], name: str) -> str:
+    """The best job by *validation* accuracy as a ready-to-run experiment preset: its
+    whole composed model, train and data sections, taken from the job's params.yaml."""
+    composed = OmegaConf.load(sweep_dir / best["job"] / "params.yaml")
+    preset = OmegaConf.masked_copy(composed, ["data", "model", "train"])
+    header = [
+        "# @package _global_",
+        f"# Best job of {name}: validation accuracy {best['validation_accuracy']:.4f},"
+        f" test accuracy {best['test_accuracy']:.4f}.",
+        f"# Job {best['job']}: {best['overrides']}",
+        "# Run it: cp this file conf/experiment/best.yaml &&"
+        " python pipelines/run.py experiment=best",
+    ]
+    return "\n".join(header) + "\n" + OmegaConf.to_yaml(preset)
 
 
 def sweep_name(config: DictConfig) -> str:

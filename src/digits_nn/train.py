@@ -24,6 +24,7 @@ class TrainingResult:
     classic_cost_curve: np.ndarray  # mean ||y - h_out|| at the same points
     validation_cost_curve: np.ndarray | None = None  # with validation rows only
     best_iteration: int | None = None  # early stopping: the weights kept are from here
+    validation_accuracy: float | None = None  # on the validation rows, if any
 
     @property
     def final_cost(self) -> float:
