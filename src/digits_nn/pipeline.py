@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from digits_nn import artifacts, config, data, modern, plots, provenance, tracking
 from digits_nn.config import Config, PathsConfig
@@ -66,10 +67,26 @@ def fit(
     X, Y = split.X_train.astype(dtype, copy=False), onehot.Y_train.astype(dtype, copy=False)
     every = cfg.tracking.accuracy_every
     log.info("training %s", tracking.describe(cfg))
-    if model.activation == model.output == "sigmoid" and options.is_classic:
-        return gradient_descent(
-            network, X, Y, options.alpha, options.iterations, progress, on_checkpoint, every
-        )
+    # One BLAS thread: on products this small a second thread gains little on an idle
+    # machine and loses badly on a busy one, and one thread gives the same bits on every
+    # machine whatever its core count.
+    with threadpool_limits(limits=1, user_api="blas"):
+        if model.activation == model.output == "sigmoid" and options.is_classic:
+            return gradient_descent(
+                network, X, Y, options.alpha, options.iterations, progress, on_checkpoint, every
+            )
+        return _fit_general(cfg, network, X, Y, progress, on_checkpoint)
+
+
+def _fit_general(
+    cfg: Config,
+    network: Network,
+    X: np.ndarray,
+    Y: np.ndarray,
+    progress: bool,
+    on_checkpoint: Callable[[int, Network], None] | None,
+) -> TrainingResult:
+    options, every = cfg.train, cfg.tracking.accuracy_every
     validation = None
     if options.validation_size > 0:
         X, Y, validation = carve_validation(X, Y, options.validation_size, cfg.seed)
@@ -184,9 +201,14 @@ class Recorder:
             tracking.log_artifacts(self.store, self.run_id, [params_file])
 
     def cost_curves(self, cost: np.ndarray, classic_cost: np.ndarray) -> None:
+        """The minimised cost as a full history; the classic figure as its final value
+        (its full curve is in cost.csv, and a second history would double the logging)."""
         if self.enabled:
             tracking.log_curve(self.store, self.run_id, "train_cost", cost)
-            tracking.log_curve(self.store, self.run_id, "train_classic_cost", classic_cost)
+            if len(classic_cost):
+                tracking.log_metrics(
+                    self.store, self.run_id, {"final_classic_cost": float(classic_cost[-1])}
+                )
 
     def curve(self, key: str, values: np.ndarray | dict[int, float] | None) -> None:
         """A metric history: an array (steps 1..N) or a mapping of step to value."""

@@ -8,7 +8,6 @@ error, and the sweep goes on (:mod:`digits_nn.sweep` reports the failures at the
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -40,10 +39,9 @@ def run(raw: DictConfig) -> float:
     in_sweep = hydra.mode == RunMode.MULTIRUN
     started = time.perf_counter()
     try:
-        # Parallel workers each get one BLAS thread, so they do not oversubscribe the cores.
-        limits = _one_blas_thread() if in_sweep else contextlib.nullcontext()
-        with limits:
-            accuracy, validation_accuracy = _run(raw, output_dir, overrides, in_sweep)
+        # Training runs on one BLAS thread (pipeline.fit), so parallel workers do not
+        # oversubscribe the cores.
+        accuracy, validation_accuracy = _run(raw, output_dir, overrides, in_sweep)
     except DigitsNNError as error:
         if not in_sweep:
             raise
@@ -131,9 +129,3 @@ def _write_result(
     payload["duration_s"] = round(time.perf_counter() - started, 3)
     payload |= extra
     artifacts.write_json(output_dir / RESULT_FILE, payload)
-
-
-def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
