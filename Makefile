@@ -5,7 +5,7 @@ BIN := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/,)
 PYTHON := $(BIN)python
 PORT ?= 5000
 
-.PHONY: help setup repro test test-fast sweep ui bench params plots screenshots
+.PHONY: help setup repro test test-fast sweep ui bench params plots screenshots pictures
 
 help:  ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,3 +43,9 @@ plots:  ## dvc_plots/index.html: the cost curve and confusion matrix, rendered o
 
 screenshots:  ## regenerate docs/img/mlflow-run.png, mlflow-runs.png and dvc-plots.png
 	$(PYTHON) -m pytest tests/test_browser.py
+
+pictures:  ## regenerate the README's pictures in docs/img/ (dvc repro, then the grid sweep)
+	$(PYTHON) -m dvc repro
+	for name in cost misclassified weights confusion; do cp reports/plots/$$name.png docs/img/$$name.png; done
+	$(PYTHON) pipelines/run.py sweep=grid hydra.sweep.dir=multirun/grid
+	cp multirun/grid/sweep_heatmap.png docs/img/sweep-heatmap.png

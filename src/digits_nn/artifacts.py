@@ -27,6 +27,8 @@ from digits_nn.errors import ArtifactError
 from digits_nn.network import Network
 
 N_PIXELS = 64
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # reading the umask means setting it; this puts it back at once
 
 
 @contextlib.contextmanager
@@ -37,6 +39,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     # Keep the suffix: numpy and matplotlib choose the format from it.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
+    # mkstemp makes the file private (0600); give it the permissions a plain open would.
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
