@@ -17,6 +17,7 @@ from peers import (
     naive_iteration,
     naive_products,
     per_sample_iteration,
+    per_sample_vector_iteration,
     sklearn_peer,
 )
 from timing import Timing, measure, ms, table
@@ -111,10 +112,10 @@ def per_iteration_sklearn(hidden, X, labels, repeats, counts) -> Timing:
     return Timing([(b - a) / steps for a, b in zip(sorted(short.samples), sorted(long.samples))])
 
 
-def per_iteration_per_sample(X, Y, repeats) -> Timing:
+def per_iteration_per_sample(X, Y, repeats, step=per_sample_iteration) -> Timing:
     net = network.init_uniform([64, 30, 10], 0)
     return measure(
-        lambda state: per_sample_iteration(*state, X, Y, ALPHA),
+        lambda state: step(*state, X, Y, ALPHA),
         repeats=repeats,
         setup=lambda: (copy.deepcopy(net.weights), copy.deepcopy(net.biases)),
     )
@@ -154,6 +155,9 @@ def section_peers(sizes: Sizes) -> tuple[str, dict]:
         )
         if dtype == "float64":
             r["per-sample"] = per_iteration_per_sample(X, Y, max(sizes.repeats - 2, 2))
+            r["per-sample (vector)"] = per_iteration_per_sample(
+                X, Y, max(sizes.repeats - 2, 2), per_sample_vector_iteration
+            )
             ws = workspace
             parts = {
                 "feed forward (2 products, 2 sigmoids)": ws.feed_forward,
@@ -172,7 +176,7 @@ def section_peers(sizes: Sizes) -> tuple[str, dict]:
                     profile_rows.append([name, ms(t.median), ms(t.min)])
     for dtype, r in results.items():
         ours = r["ours"]
-        for name in ("ours", "naive", "sklearn", "per-sample"):
+        for name in ("ours", "naive", "sklearn", "per-sample", "per-sample (vector)"):
             if name not in r:
                 continue
             t = r[name]
@@ -186,6 +190,7 @@ def section_peers(sizes: Sizes) -> tuple[str, dict]:
         }
         if "per-sample" in r:
             ratios[dtype]["vs per-sample"] = r["per-sample"].median / ours.median
+            ratios[dtype]["vs per-sample (vector)"] = r["per-sample (vector)"].median / ours.median
     m = len(digits(sizes)[0])
     text = [
         f"### a. Time per training iteration (64-30-10, m = {m}, one BLAS thread)\n",
@@ -193,7 +198,9 @@ def section_peers(sizes: Sizes) -> tuple[str, dict]:
         " replaced (benchmarks/peers.py); `sklearn` MLPClassifier(logistic, sgd, lr 0.25,"
         " batch = all rows, momentum 0, alpha 0, no shuffle), timed as the difference of two"
         " fits so that its set-up cancels (its output layer is softmax + cross-entropy, the"
-        " only one it has); `per-sample` the looped form of algorithm.md. Last column: time"
+        " only one it has); `per-sample` the looped form of algorithm.md (loops over samples"
+        " and nodes); `per-sample (vector)` loops over samples only, each in vector form."
+        " Last column: time"
         " relative to ours (higher is slower).\n",
         table(["dtype", "implementation", "median ms/it", "min ms/it", "× ours"], rows),
         "",

@@ -93,6 +93,29 @@ def per_sample_iteration(
         biases[layer] -= alpha / m * sum_db[layer]
 
 
+def per_sample_vector_iteration(
+    weights: list[np.ndarray], biases: list[np.ndarray], X: np.ndarray, Y: np.ndarray, alpha: float
+) -> None:
+    """One full-batch step looping over samples only, each one in vector form: the
+    middle ground between the node loops above and the batch matrix form."""
+    sum_dW = [np.zeros_like(W) for W in weights]
+    sum_db = [np.zeros_like(b) for b in biases]
+    for x, y in zip(X, Y):
+        h = [x]
+        for W, b in zip(weights, biases):
+            h.append(1.0 / (1.0 + np.exp(-(W @ h[-1] + b))))
+        delta = -(y - h[-1]) * h[-1] * (1.0 - h[-1])
+        for layer in range(len(weights) - 1, -1, -1):
+            sum_dW[layer] += np.outer(delta, h[layer])
+            sum_db[layer] += delta
+            if layer > 0:
+                delta = (weights[layer].T @ delta) * h[layer] * (1.0 - h[layer])
+    m = len(X)
+    for layer in range(len(weights)):
+        weights[layer] -= alpha / m * sum_dW[layer]
+        biases[layer] -= alpha / m * sum_db[layer]
+
+
 def sklearn_peer(hidden: int, alpha: float, iterations: int, rows: int, seed: int = 0):
     """MLPClassifier doing full-batch gradient descent like ours, ``iterations`` epochs.
 

@@ -125,7 +125,11 @@ def test_mlflow_run_holds_the_model_curve_and_accuracy(reproduced_once: Path) ->
     artifacts = {a.path for a in client.list_artifacts(run_.info.run_id)}
     assert {"model.npz", "params.yaml", "plots"} <= artifacts
     plots = {a.path for a in client.list_artifacts(run_.info.run_id, "plots")}
-    assert plots == {"plots/cost.png", "plots/confusion.png"}
+    pictures = ("cost", "confusion", "misclassified", "weights")
+    assert plots == {f"plots/{name}.png" for name in pictures}
+    accuracy_curve = client.get_metric_history(run_.info.run_id, "test_accuracy_curve")
+    assert [m.step for m in accuracy_curve] == list(range(100, 3001, 100))
+    assert accuracy_curve[-1].value == metrics["test_accuracy"]
     experiment = client.get_experiment_by_name("digits-nn")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
@@ -166,8 +170,8 @@ def test_changing_alpha_reruns_only_train_and_evaluate(reproduced: Path) -> None
         ("train.iterations=0", "train.iterations", ">= 1"),
         ("model.hidden_size=0", "model.hidden_size", ">= 1"),
         ("data.test_size=1.5", "data.test_size", "between 0 and 1"),
-        ("+train.momentum=0.9", "train.momentum", "Allowed keys"),
-        ("train.momentum=0.9", "train.momentum", "+train.momentum"),
+        ("+train.warmup=5", "train.warmup", "Allowed keys"),
+        ("train.warmup=5", "train.warmup", "+train.warmup"),
     ],
 )
 def test_bad_override_is_refused_and_nothing_is_lost(
