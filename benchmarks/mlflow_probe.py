@@ -37,7 +37,7 @@ def main() -> None:
     paths = cfg.paths.under(out)
 
     # The run itself, tracking off: data, training, files, evaluation.
-    _, split, onehot = timed("run: data", lambda: pipeline.prepare_data(cfg))
+    scaled, split, onehot = timed("run: data", lambda: pipeline.prepare_data(cfg))
     result = timed("run: train", lambda: pipeline.fit(cfg, split, onehot, False))
     files = timed("run: save model", lambda: pipeline.save_training(paths, cfg, result))
     evaluation = timed(
@@ -45,6 +45,7 @@ def main() -> None:
         lambda: pipeline.evaluate_and_record(
             result.network,
             split,
+            pipeline.raw_pixels(split.X_test, scaled),
             result.cost_curve,
             result.classic_cost_curve,
             pipeline.Recorder(),
@@ -52,8 +53,7 @@ def main() -> None:
         ),
     )
     eval_files = [Path(p) for p in (paths.metrics, paths.classes, paths.predictions)] + [
-        Path(paths.plots) / "cost.png",
-        Path(paths.plots) / "confusion.png",
+        Path(paths.plots) / f"{name}.png" for name in pipeline.PICTURES
     ]
 
     timed("mlflow: import", lambda: __import__("mlflow"))
@@ -66,7 +66,7 @@ def main() -> None:
         params_file.write_text(yaml.safe_dump(config.to_dict(cfg)))
         timed("log: params + params.yaml", lambda: recorder.config(cfg, params_file))
         timed(
-            "log: 2 curves",
+            "log: cost curve",
             lambda: recorder.cost_curves(result.cost_curve, result.classic_cost_curve),
         )
         timed(
@@ -77,6 +77,7 @@ def main() -> None:
             "log: metrics",
             lambda: recorder.metrics(pipeline.metrics(evaluation, result.cost_curve)),
         )
+        timed("model: pyfunc model", lambda: recorder.model(Path(paths.model), scaled))
         timed(
             "log: eval artifacts",
             lambda: (
@@ -86,7 +87,7 @@ def main() -> None:
         )
         start = time.perf_counter()
     timings["log: close run"] = time.perf_counter() - start
-    timings["points logged"] = float(2 * len(result.cost_curve))
+    timings["points logged"] = float(len(result.cost_curve))
     assert np.isfinite(result.final_cost)
     print(json.dumps(timings))
 

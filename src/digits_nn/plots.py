@@ -122,6 +122,17 @@ def save_cost_curves(path: str | Path, curves: dict[str, np.ndarray]) -> None:
     _save(fig, path)
 
 
+def _mosaic(images: np.ndarray, columns: int, fill: float) -> np.ndarray:
+    """8x8 images side by side, one pixel of ``fill`` between them: one array, so one
+    imshow draws them all (a subplot each costs tens of milliseconds)."""
+    rows = max(1, -(-len(images) // columns))
+    mosaic = np.full((rows * 9 + 1, columns * 9 + 1), fill, dtype=float)
+    for k, image in enumerate(images):
+        r, c = divmod(k, columns)
+        mosaic[1 + 9 * r : 9 + 9 * r, 1 + 9 * c : 9 + 9 * c] = image.reshape(8, 8)
+    return mosaic
+
+
 def save_misclassified(
     path: str | Path,
     pixels: np.ndarray,
@@ -129,44 +140,40 @@ def save_misclassified(
     predicted: np.ndarray,
     limit: int = 60,
 ) -> None:
-    """The test digits the network gets wrong, as 8x8 images titled true -> predicted."""
+    """The test digits the network gets wrong, as 8x8 images labelled true -> predicted."""
     plt = _pyplot()
     wrong = np.flatnonzero(actual != predicted)[:limit]
     columns = 10
     rows = max(1, -(-len(wrong) // columns))
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(columns * 0.95, rows * 1.1 + 0.5), squeeze=False
-    )
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, index in zip(axes.flat, wrong):
-        ax.imshow(pixels[index].reshape(8, 8), cmap="gray_r", vmin=0, vmax=16)
-        ax.set_title(f"{actual[index]} → {predicted[index]}", fontsize=8, color="firebrick")
+    fig, ax = plt.subplots(figsize=(columns * 0.95, rows * 1.05 + 0.6))
+    ax.imshow(_mosaic(pixels[wrong], columns, fill=0.0), cmap="gray_r", vmin=0, vmax=16)
+    for k, index in enumerate(wrong):
+        r, c = divmod(k, columns)
+        ax.text(9 * c + 1, 9 * r + 0.9, f"{actual[index]}→{predicted[index]}", fontsize=7,
+                color="firebrick", va="bottom", ha="left")  # fmt: skip
+    ax.axis("off")
     total = int(np.sum(actual != predicted))
     shown = f" (first {len(wrong)})" if total > len(wrong) else ""
-    fig.suptitle(f"{total} misclassified test digits{shown}: true → predicted", fontsize=10)
+    ax.set_title(f"{total} misclassified test digits{shown}: true → predicted", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
 
 
 def save_first_layer_weights(path: str | Path, weights: np.ndarray) -> None:
-    """Each hidden unit's 64 input weights drawn as an 8x8 image: what it looks for."""
+    """Each hidden unit's 64 input weights drawn as an 8x8 image: what it looks for.
+
+    Each unit is centred on its own mean: U[0, 1) weights share a large positive
+    offset that would otherwise hide the pattern.
+    """
     plt = _pyplot()
-    units = len(weights)
-    columns = min(10, units)
-    rows = -(-units // columns)
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(columns * 0.9, rows * 0.95 + 0.5), squeeze=False
-    )
-    for ax in axes.flat:
-        ax.axis("off")
-    for unit, ax in enumerate(axes.flat[:units]):
-        image = weights[unit].reshape(8, 8)
-        # Centre each unit's colour scale on its own mean: U[0, 1) weights share a large
-        # positive offset that would otherwise hide the pattern.
-        spread = np.abs(image - image.mean()).max() or 1.0
-        ax.imshow(image - image.mean(), cmap="RdBu_r", vmin=-spread, vmax=spread)
-        ax.set_title(str(unit), fontsize=7)
-    fig.suptitle("First-layer weights of each hidden unit (red: above its mean)", fontsize=10)
+    centred = weights - weights.mean(axis=1, keepdims=True)
+    spread = np.abs(centred).max(axis=1, keepdims=True)
+    scaled = centred / np.where(spread > 0, spread, 1.0)
+    columns = min(10, len(weights))
+    rows = -(-len(weights) // columns)
+    fig, ax = plt.subplots(figsize=(columns * 0.9, rows * 0.95 + 0.6))
+    ax.imshow(_mosaic(scaled, columns, fill=np.nan), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.axis("off")
+    ax.set_title("First-layer weights of each hidden unit (red: above its mean)", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
