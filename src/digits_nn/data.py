@@ -74,3 +74,8 @@ def split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int) -> Split:
 def one_hot(y: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
     """Label ``k`` becomes a row with a 1 at index ``k``."""
     return np.eye(n_classes)[y]
+
+
+def one_hot_split(split: Split) -> OneHot:
+    """The one-hot targets of both halves of a split."""
+    return OneHot(one_hot(split.y_train), one_hot(split.y_test))

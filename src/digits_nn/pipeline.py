@@ -39,11 +39,7 @@ def prepare_data(cfg: Config) -> tuple[data.Scaled, data.Split, data.OneHot]:
     """load -> scale -> split -> onehot, chained in memory."""
     scaled = data.standardise(data.load_digits())
     split = data.split(scaled.X, scaled.y, cfg.data.test_size, cfg.seed)
-    return scaled, split, encode(split)
-
-
-def encode(split: data.Split) -> data.OneHot:
-    return data.OneHot(data.one_hot(split.y_train), data.one_hot(split.y_test))
+    return scaled, split, data.one_hot_split(split)
 
 
 def fit(
