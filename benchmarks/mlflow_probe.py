@@ -39,7 +39,7 @@ def main() -> None:
     # The run itself, tracking off: data, training, files, evaluation.
     scaled, split, onehot = timed("run: data", lambda: pipeline.prepare_data(cfg))
     result = timed("run: train", lambda: pipeline.fit(cfg, split, onehot, False))
-    files = timed("run: save model", lambda: pipeline.save_training(paths, cfg, result))
+    files = timed("run: save model", lambda: pipeline.save_training(paths, result))
     evaluation = timed(
         "run: evaluate + save",
         lambda: pipeline.evaluate_and_record(

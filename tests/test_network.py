@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digits_nn import config, data, evaluate, network, pipeline, train
+from digits_nn import config, data, evaluate, modern, network, pipeline, train
 from digits_nn.errors import TrainingDiverged
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -53,7 +53,7 @@ def flat(arrays):
 
 
 def gradient_relative_error(net, X, Y):
-    analytic = network.backward(net, network.forward(net, X), Y)
+    analytic = modern.backward(net, modern.forward(net, X), Y, 0.0, len(X))
     num_w, num_b = numerical_gradients(net, X, Y)
     ana = flat([*analytic.weights, *analytic.biases])
     num = flat([*num_w, *num_b])
@@ -143,7 +143,7 @@ def test_backward_returns_gradients_shaped_like_the_network():
     rng = np.random.default_rng(5)
     net = random_network([5, 7, 6, 3], rng)
     X = rng.normal(size=(4, 5))
-    grads = network.backward(net, network.forward(net, X), rng.random(size=(4, 3)))
+    grads = modern.backward(net, modern.forward(net, X), rng.random(size=(4, 3)), 0.0, len(X))
     assert [g.shape for g in grads.weights] == [w.shape for w in net.weights]
     assert [g.shape for g in grads.biases] == [b.shape for b in net.biases]
 
@@ -153,9 +153,9 @@ def test_backward_gradients_are_means_not_sums_over_the_batch():
     net = random_network([3, 4, 2], rng)
     X = rng.normal(size=(1, 3))
     Y = rng.random(size=(1, 2))
-    single = network.backward(net, network.forward(net, X), Y)
+    single = modern.backward(net, modern.forward(net, X), Y, 0.0, len(X))
     X3, Y3 = np.repeat(X, 3, axis=0), np.repeat(Y, 3, axis=0)
-    tripled = network.backward(net, network.forward(net, X3), Y3)
+    tripled = modern.backward(net, modern.forward(net, X3), Y3, 0.0, len(X3))
     for a, b in zip(
         [*single.weights, *single.biases], [*tripled.weights, *tripled.biases], strict=True
     ):

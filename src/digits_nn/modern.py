@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from digits_nn.config import TrainConfig
 from digits_nn.errors import TrainingDiverged
-from digits_nn.network import Gradients, Network, init_uniform
+from digits_nn.network import Network, init_uniform
 from digits_nn.network import predict as classic_predict
 from digits_nn.train import is_checkpoint
 
@@ -34,6 +34,14 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
     "tanh": (np.tanh, lambda h: 1.0 - h * h),
     "relu": (lambda z: np.maximum(z, 0.0), lambda h: (h > 0.0).astype(h.dtype)),
 }
+
+
+@dataclass
+class Gradients:
+    """Mean gradients of the batch cost, one entry per layer, shaped like the network."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
 
 
 # ---- initialisation ------------------------------------------------------------------

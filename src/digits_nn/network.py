@@ -42,14 +42,6 @@ class Network:
         return [self.weights[0].shape[1], *(w.shape[0] for w in self.weights)]
 
 
-@dataclass
-class Gradients:
-    """Mean gradients of the batch cost, one entry per layer, shaped like the network."""
-
-    weights: list[np.ndarray]
-    biases: list[np.ndarray]
-
-
 def init_uniform(layer_sizes: list[int], seed: int, dtype: str = "float64") -> Network:
     """The classic initialisation: every weight and bias from U[0, 1).
 
@@ -217,31 +209,3 @@ def half_squared_error(Y: np.ndarray, output: np.ndarray) -> float:
 def classic_cost(Y: np.ndarray, output: np.ndarray) -> float:
     """The figure the classic run plotted: mean over samples of ``||y - h_out||``."""
     return classic_cost_of(_norms(Y, output))
-
-
-def backward(network: Network, activations: list[np.ndarray], Y: np.ndarray) -> Gradients:
-    """Mean gradients of the half squared error by backpropagation, one sample per row.
-
-    The plain form of :meth:`Workspace.descend`, which the training loop uses.
-    ``f'(z) = h (1 - h)`` is taken from the stored activations, so no sigmoid is
-    evaluated twice.
-    """
-    m = len(Y)
-    output = activations[-1]
-    delta = (output - Y) * output * (1.0 - output)
-    grad_w: list[np.ndarray] = [np.empty(0)] * len(network.weights)
-    grad_b: list[np.ndarray] = [np.empty(0)] * len(network.weights)
-    for layer in range(len(network.weights) - 1, -1, -1):
-        h = activations[layer]
-        grad_w[layer] = delta.T @ h / m
-        grad_b[layer] = delta.sum(axis=0) / m
-        if layer > 0:
-            delta = (delta @ network.weights[layer]) * h * (1.0 - h)
-    return Gradients(grad_w, grad_b)
-
-
-def step(network: Network, gradients: Gradients, alpha: float) -> None:
-    """One gradient-descent update of every layer, in place."""
-    for W, b, dW, db in zip(network.weights, network.biases, gradients.weights, gradients.biases):
-        W -= alpha * dW
-        b -= alpha * db

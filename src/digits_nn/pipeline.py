@@ -123,7 +123,7 @@ def interactive() -> bool:
 # ---- files ----------------------------------------------------------------------------
 
 
-def save_training(paths: PathsConfig, cfg: Config, result: TrainingResult) -> list[Path]:
+def save_training(paths: PathsConfig, result: TrainingResult) -> list[Path]:
     artifacts.write_model(paths.model, result.network)
     artifacts.write_cost_curve(
         paths.cost, result.cost_curve, result.classic_cost_curve, result.validation_cost_curve
@@ -304,7 +304,7 @@ def train_and_record(
     except TrainingDiverged as error:
         recorder.cost_curves(error.partial_cost, error.partial_classic_cost)
         raise
-    files = save_training(paths, cfg, result)
+    files = save_training(paths, result)
     recorder.cost_curves(result.cost_curve, result.classic_cost_curve)
     recorder.curve("validation_cost", result.validation_cost_curve)
     recorder.curve("test_accuracy_curve", accuracy_curve)

@@ -216,18 +216,15 @@ def log_metrics(store: Store, run_id: str, metrics: Mapping[str, float], step: i
 
 
 def log_curve(store: Store, run_id: str, key: str, values: np.ndarray, first_step: int = 1) -> None:
-    """A metric history, one step per value, in batches: one call per step would take
-    tens of seconds for a 3000-point curve, a batch of 1000 a few hundredths."""
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    points = [Metric(key, float(v), now, first_step + i) for i, v in enumerate(values)]
-    for start in range(0, len(points), BATCH_SIZE):
-        store.client.log_batch(run_id, metrics=points[start : start + BATCH_SIZE])
+    """A metric history, one step per value, from ``first_step`` on."""
+    log_points(store, run_id, key, dict(enumerate(values, start=first_step)))
 
 
 def log_points(store: Store, run_id: str, key: str, points: Mapping[int, float]) -> None:
-    """A metric history at chosen steps, e.g. the test accuracy every N iterations."""
+    """A metric history at chosen steps, e.g. the test accuracy every N iterations.
+
+    Sent in batches: one call per step would take tens of seconds for a 3000-point
+    curve, batches of 1000 (MLflow's limit) a few hundredths."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
