@@ -11,8 +11,8 @@ outputs; each config is one MLflow run, and a sweep is their parent run.
 import hydra
 from omegaconf import DictConfig
 
-from digits_nn import runner, tracking
-from digits_nn.cli import exit_on_user_error
+from digits_nn import runner
+from digits_nn.cli import exit_on_user_error, prepare_exit
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -22,6 +22,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    tracking.raise_on_sigterm()
+    prepare_exit()
     with exit_on_user_error():  # Ctrl-C in a sweep reaches here: exit 130, no traceback
         main()

@@ -7,8 +7,10 @@ once, as one short message without a traceback, with exit status 2. Ctrl-C exits
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
+import gc
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -40,9 +42,21 @@ def exit_on_user_error() -> Iterator[None]:
         sys.exit(EXIT_SIGTERM)
 
 
+def prepare_exit() -> None:
+    """Make SIGTERM close the open MLflow run, and the interpreter's teardown quick.
+
+    With mlflow, sklearn and matplotlib loaded, the teardown spends 0.5-1 s in a last
+    garbage collection over objects that are about to vanish with the process. Freezing
+    them leaves them out of it. Registered first, the freeze runs after every other exit
+    handler (logging's flush, MLflow's), which all still run.
+    """
+    atexit.register(gc.freeze)
+    tracking.raise_on_sigterm()
+
+
 def guarded(work: Callable[[], None]) -> NoReturn:
     """Run ``work`` and exit with the status that says how it ended."""
-    tracking.raise_on_sigterm()
+    prepare_exit()
     with exit_on_user_error():
         work()
     sys.exit(0)

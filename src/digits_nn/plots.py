@@ -6,13 +6,15 @@ matplotlib is imported inside the functions: only the stages that draw pay for i
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from digits_nn.artifacts import atomic_path
 
 
-def _pyplot():
+def pyplot() -> ModuleType:
+    """matplotlib's pyplot on the Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,7 +25,7 @@ def _pyplot():
 
 def save_cost_curve(path: str | Path, cost: np.ndarray, classic_cost: np.ndarray) -> None:
     """Both cost figures against the iteration, on a log scale so late progress shows."""
-    plt = _pyplot()
+    plt = pyplot()
     iterations = np.arange(1, len(cost) + 1)
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
     ax.plot(iterations, cost, label="cost (mean ½‖y − h‖², minimised)")
@@ -35,7 +37,7 @@ def save_cost_curve(path: str | Path, cost: np.ndarray, classic_cost: np.ndarray
 
 
 def save_confusion_matrix(path: str | Path, confusion: np.ndarray, accuracy: float) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 5), layout="constrained")
     image = ax.imshow(confusion, cmap="Blues")
     labels = np.arange(len(confusion))
@@ -59,7 +61,7 @@ def _save(fig, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         # No timestamp in the metadata, so the same numbers give the same bytes.
         fig.savefig(tmp, dpi=100, metadata={"Software": None})
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def save_sweep_heatmap(path: str | Path, rows: list[dict]) -> None:
@@ -68,7 +70,7 @@ def save_sweep_heatmap(path: str | Path, rows: list[dict]) -> None:
     A cell holds the mean over the jobs that share it (e.g. over seeds) and says how
     many there were when more than one.
     """
-    plt = _pyplot()
+    plt = pyplot()
     alphas = sorted({r["train.alpha"] for r in rows})
     hiddens = sorted({r["model.hidden_size"] for r in rows})
     budgets = sorted({r["train.iterations"] for r in rows})
@@ -110,7 +112,7 @@ def save_sweep_heatmap(path: str | Path, rows: list[dict]) -> None:
 
 def save_cost_curves(path: str | Path, curves: dict[str, np.ndarray]) -> None:
     """The cost curves of several runs overlaid, on a log scale."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
     for label, cost in curves.items():
         ax.plot(np.arange(1, len(cost) + 1), cost, label=label, linewidth=1)
@@ -141,7 +143,7 @@ def save_misclassified(
     limit: int = 60,
 ) -> None:
     """The test digits the network gets wrong, as 8x8 images labelled true -> predicted."""
-    plt = _pyplot()
+    plt = pyplot()
     wrong = np.flatnonzero(actual != predicted)[:limit]
     columns = 10
     rows = max(1, -(-len(wrong) // columns))
@@ -165,7 +167,7 @@ def save_first_layer_weights(path: str | Path, weights: np.ndarray) -> None:
     Each unit is centred on its own mean: U[0, 1) weights share a large positive
     offset that would otherwise hide the pattern.
     """
-    plt = _pyplot()
+    plt = pyplot()
     centred = weights - weights.mean(axis=1, keepdims=True)
     spread = np.abs(centred).max(axis=1, keepdims=True)
     scaled = centred / np.where(spread > 0, spread, 1.0)

@@ -8,9 +8,9 @@ error, and the sweep goes on (:mod:`digits_nn.sweep` reports the failures at the
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,11 @@ from digits_nn.errors import DigitsNNError
 
 log = logging.getLogger(__name__)
 
-# The sweep callback puts the parent run's id here before any worker starts; workers
-# (threads of the basic launcher, processes of joblib's) inherit the environment.
-PARENT_RUN_ENV = "DIGITS_NN_SWEEP_PARENT_RUN"
+# The sweep callback writes the parent run's id into this file of the sweep directory
+# before any job starts. A file, not an environment variable: joblib's workers are forked
+# from a server started before the parent run exists, so they never see later changes to
+# the launching process's environment.
+PARENT_RUN_FILE = "mlflow_parent_run.json"
 RESULT_FILE = "result.json"
 SUMMARY_KEYS = ("train.alpha", "train.iterations", "model.hidden_size", "seed")
 
@@ -37,11 +39,12 @@ def run(raw: DictConfig) -> float:
     output_dir = Path(hydra.runtime.output_dir)
     overrides = " ".join(hydra.overrides.task)
     in_sweep = hydra.mode == RunMode.MULTIRUN
+    parent_run_id = sweep_parent_run(Path(hydra.sweep.dir)) if in_sweep else None
     started = time.perf_counter()
     try:
         # Training runs on one BLAS thread (pipeline.fit), so parallel workers do not
         # oversubscribe the cores.
-        accuracy, validation_accuracy = _run(raw, output_dir, overrides, in_sweep)
+        accuracy, validation_accuracy = _run(raw, output_dir, overrides, in_sweep, parent_run_id)
     except DigitsNNError as error:
         if not in_sweep:
             raise
@@ -64,9 +67,8 @@ def run(raw: DictConfig) -> float:
 
 
 def _run(
-    raw: DictConfig, output_dir: Path, overrides: str, in_sweep: bool
+    raw: DictConfig, output_dir: Path, overrides: str, in_sweep: bool, parent_run_id: str | None
 ) -> tuple[float, float | None]:
-    parent_run_id = os.environ.get(PARENT_RUN_ENV) if in_sweep else None
     try:
         cfg = config.parse(raw)
     except DigitsNNError as error:
@@ -101,6 +103,12 @@ def _run(
     if result.validation_accuracy is not None:
         return evaluation.test_accuracy, result.validation_accuracy
     return evaluation.test_accuracy, None
+
+
+def sweep_parent_run(sweep_dir: Path) -> str | None:
+    """The id of the sweep's parent MLflow run, if the sweep is tracked."""
+    file = sweep_dir / PARENT_RUN_FILE
+    return json.loads(file.read_text())["run_id"] if file.exists() else None
 
 
 def _record_refused_job(

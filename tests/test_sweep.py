@@ -1,0 +1,54 @@
+"""The sweep callback's pieces that need no subprocess: the summary, the parent-run file,
+and what the fork server preloads."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from digits_nn import runner, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sweep_config(tmp_path: Path, *overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[f"hydra.sweep.dir={tmp_path}", *overrides],
+            return_hydra_config=True,
+        )
+
+
+def test_the_fork_server_preloads_modules_that_exist() -> None:
+    # The fork server skips a module it cannot import without a word; a typo here would
+    # quietly make every worker import it again.
+    for module in sweep.JOB_MODULES + sweep.TRACKING_MODULES:
+        assert importlib.util.find_spec(module) is not None, module
+
+
+@pytest.mark.parametrize(
+    ("launcher", "expected"), [("hydra/launcher=joblib", True), ("hydra/launcher=basic", False)]
+)
+def test_only_the_joblib_launcher_gets_the_fork_server(
+    tmp_path: Path, launcher: str, expected: bool
+) -> None:
+    assert sweep.uses_joblib(sweep_config(tmp_path, launcher)) is expected
+
+
+def test_jobs_find_the_parent_run_in_the_sweep_directory(tmp_path: Path) -> None:
+    assert runner.sweep_parent_run(tmp_path) is None
+    (tmp_path / runner.PARENT_RUN_FILE).write_text(json.dumps({"run_id": "abc123"}))
+    assert runner.sweep_parent_run(tmp_path) == "abc123"
+
+
+def test_an_untracked_sweep_drops_an_earlier_sweeps_parent_run(tmp_path: Path) -> None:
+    # Reusing a sweep directory must not attach new jobs to an old sweep's parent run.
+    (tmp_path / runner.PARENT_RUN_FILE).write_text(json.dumps({"run_id": "old"}))
+    config = sweep_config(tmp_path, "hydra/launcher=basic", "tracking.enabled=false")
+    sweep.SweepCallback().on_multirun_start(config)
+    assert runner.sweep_parent_run(tmp_path) is None
