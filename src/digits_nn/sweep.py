@@ -202,7 +202,7 @@ def start_fork_server(tracking_enabled: bool) -> None:
     matplotlib and mlflow itself: about 3 s per worker before its first job, where a
     classic job takes 2.5 s. The fork server imports them once, and starts now, while this
     process is busy opening the store. Forking it is safe where forking this process is
-    not: it is a fresh single-threaded interpreter that holds no database connection.
+    not: it is a fresh interpreter that only imports, with no database connection open.
     """
     import multiprocessing
     from multiprocessing import forkserver
@@ -211,7 +211,9 @@ def start_fork_server(tracking_enabled: bool) -> None:
 
     if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
         return
-    modules = JOB_MODULES + (TRACKING_MODULES if tracking_enabled else [])
+    modules = (
+        JOB_MODULES + (TRACKING_MODULES if tracking_enabled else []) + ["digits_nn.fork_server"]
+    )
     multiprocessing.set_forkserver_preload(modules)
     context.set_start_method("forkserver", force=True)
     forkserver.ensure_running()
