@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,36 @@ def test_an_untracked_sweep_drops_an_earlier_sweeps_parent_run(tmp_path: Path) -
     config = sweep_config(tmp_path, "hydra/launcher=basic", "tracking.enabled=false")
     sweep.SweepCallback().on_multirun_start(config)
     assert runner.sweep_parent_run(tmp_path) is None
+
+
+PROBE = """
+import gc, json
+from joblib import Parallel, delayed
+from digits_nn import sweep
+
+def probe(_):
+    from threadpoolctl import threadpool_info
+    import sys
+    return {
+        "threads": sorted({pool["num_threads"] for pool in threadpool_info()}),
+        "frozen": gc.get_freeze_count(),
+        "warm": "sklearn.datasets" in sys.modules and "matplotlib.pyplot" in sys.modules,
+    }
+
+if __name__ == "__main__":
+    sweep.start_fork_server(tracking_enabled=False)
+    print(json.dumps(Parallel(n_jobs=2)(delayed(probe)(i) for i in range(2))))
+"""
+
+
+@pytest.mark.slow
+def test_joblib_workers_are_warm_one_thread_forks_of_the_server(tmp_path: Path) -> None:
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True
+    )
+    for worker in json.loads(result.stdout.strip().splitlines()[-1]):
+        assert worker["threads"] == [1]  # BLAS and OpenMP: one thread per worker
+        assert worker["frozen"] > 0  # forked from the server after its gc.freeze()
+        assert worker["warm"]  # sklearn and matplotlib came with the fork
