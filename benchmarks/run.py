@@ -1,6 +1,6 @@
 """The benchmark suite: every figure of issue 5 in one run, written to docs/benchmarks.md.
 
-    python benchmarks/run.py            # the full suite, about 15 minutes on 2 cores
+    python benchmarks/run.py            # the full suite, about 9 minutes on 2 cores
     python benchmarks/run.py --quick    # tiny sizes, one or two repeats: a smoke test
 
 BLAS runs on one thread throughout (threadpoolctl), except inside the joblib sweep,
