@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import dvc, make_clone, mlflow_runs, project_env, run
+from digits_nn import artifacts
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,11 @@ def app(repo: Path, *overrides: str, check: bool = False, **env: str):
 
 
 def start(repo: Path, *args: str) -> subprocess.Popen[str]:
-    """A command in its own process group, as a terminal would start it."""
+    """A command in its own process group, as a terminal would start it.
+
+    Ctrl-C works there even when the test suite itself was started in the background
+    (``cmd &`` in a script), which leaves SIGINT ignored in every process it starts.
+    """
     return subprocess.Popen(
         [sys.executable, *args],
         cwd=repo,
@@ -42,6 +47,7 @@ def start(repo: Path, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -142,6 +148,7 @@ def test_sigkill_during_a_write_leaves_the_previous_file_or_the_new_one(tmp_path
             artifacts.write_npz({str(target)!r}, X=np.full((2000, 500), value))
         """
     )
+    artifacts.write_npz(target, X=np.zeros((2000, 500)))  # the previous file, whatever the pace
     for delay in (0.3, 0.55, 0.8, 1.1, 1.4):
         process = subprocess.Popen([sys.executable, "-c", writer], env=project_env())
         time.sleep(delay)
