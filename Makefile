@@ -42,7 +42,7 @@ plots:  ## dvc_plots/index.html: the cost curve and confusion matrix, rendered o
 	$(PYTHON) -m dvc plots show
 
 screenshots:  ## regenerate docs/img/mlflow-run.png, mlflow-runs.png and dvc-plots.png
-	$(PYTHON) -m pytest tests/test_browser.py
+	DIGITS_NN_SCREENSHOTS=$(CURDIR)/docs/img $(PYTHON) -m pytest tests/test_browser.py
 
 pictures:  ## regenerate the README's pictures in docs/img/ (dvc repro, then the grid sweep)
 	$(PYTHON) -m dvc repro

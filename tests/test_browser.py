@@ -7,9 +7,9 @@
 
 - `dvc plots diff` of two experiments draws both cost curves on one chart, offline too.
 
-The tests save screenshots to docs/img/ (mlflow-run.png, mlflow-runs.png, dvc-plots.png;
-to a temporary folder if docs/img is read-only), so `pytest tests/test_browser.py`
-(`make screenshots`) regenerates them.
+The tests save screenshots (mlflow-run.png, mlflow-runs.png, dvc-plots.png) to the
+folder named by DIGITS_NN_SCREENSHOTS, else to a temporary folder, so that running the
+suite leaves the working tree as it was. `make screenshots` points it at docs/img/.
 Playwright only drives the browser here: `playwright install` is never needed.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, dvc, mlflow_runs
+from conftest import dvc, mlflow_runs
 
 pytestmark = pytest.mark.slow
 
@@ -47,15 +47,11 @@ DVC_SECOND_COLOUR = (0x13, 0xAD, 0xC7)
 
 
 def screenshot_path(name: str, tmp_path: Path) -> Path:
-    """docs/img/<name> in the repository, or in tmp_path if docs/img is not writable."""
-    folder = ROOT / "docs" / "img"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if os.access(folder, os.W_OK):
-            return folder / name
-    except OSError:
-        pass
-    return tmp_path / name
+    """<name> in $DIGITS_NN_SCREENSHOTS (docs/img/ under `make screenshots`), else in
+    tmp_path."""
+    folder = Path(os.environ.get("DIGITS_NN_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 class Requests:
