@@ -1,10 +1,11 @@
 """Sweeps: the MLflow parent run around a Hydra multirun, and the summary at its end.
 
 :class:`SweepCallback` is registered in ``conf/config.yaml`` (``hydra.callbacks``). It
-runs in the launching process: before any job starts it creates (and migrates) the
-store and opens the parent run; when every job has ended it ranks the jobs, draws the
-heatmap and the overlaid cost curves, logs them to the parent run, and exits non-zero
-naming the jobs that failed.
+runs in the launching process. Before any job starts, it starts the fork server that
+joblib's workers come from, creates (and migrates) the store, opens the parent run and
+writes its id into the sweep directory for the jobs. When every job has ended, it ranks
+the jobs, draws the heatmap and the overlaid cost curves, logs them to the parent run,
+and exits non-zero naming the jobs that failed.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ class SweepCallback(Callback):
         ).info.run_id
         tracking.log_params(self.store, self.parent_run_id, sweep_grid(config))
         parent_file.parent.mkdir(parents=True, exist_ok=True)
-        artifacts.write_json(parent_file, {"run_id": self.parent_run_id, "uri": self.store.uri})
+        # The id alone: a tracking URI may carry credentials.
+        artifacts.write_json(parent_file, {"run_id": self.parent_run_id})
         if uses_joblib(config):
             # The summary draws with matplotlib: import it now, while the workers start,
             # rather than after the last job (the basic launcher's jobs import it here).
