@@ -106,25 +106,20 @@ def test_every_range_error_is_reported_at_once():
         assert key in message
 
 
-def test_load_missing_file(tmp_path):
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "missing"),
+        ("train:\n  alpha: [0.25\n  iterations: 3\n", "not valid YAML"),
+        ("- seed\n- train\n", "mapping"),
+    ],
+    ids=["missing", "invalid-yaml", "yaml-list"],
+)
+def test_load_names_the_file_and_what_is_wrong(tmp_path, content, reason):
     path = tmp_path / "params.yaml"
-    with pytest.raises(ConfigError, match="missing") as info:
-        config.load(path)
-    assert str(path) in str(info.value)
-
-
-def test_load_invalid_yaml(tmp_path):
-    path = tmp_path / "params.yaml"
-    path.write_text("train:\n  alpha: [0.25\n  iterations: 3\n")
-    with pytest.raises(ConfigError, match="not valid YAML") as info:
-        config.load(path)
-    assert str(path) in str(info.value)
-
-
-def test_load_yaml_list(tmp_path):
-    path = tmp_path / "params.yaml"
-    path.write_text("- seed\n- train\n")
-    with pytest.raises(ConfigError, match="mapping") as info:
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=reason) as info:
         config.load(path)
     assert str(path) in str(info.value)
 

@@ -62,6 +62,15 @@ def gradient_relative_error(net, X, Y):
     return np.linalg.norm(ana - num) / denom
 
 
+def random_gradient_error(layer_sizes, m, seed):
+    """Backprop against central differences on a random network, inputs and targets."""
+    rng = np.random.default_rng(seed)
+    net = random_network(layer_sizes, rng)
+    X = rng.normal(size=(m, layer_sizes[0]))
+    Y = rng.random(size=(m, layer_sizes[-1]))
+    return gradient_relative_error(net, X, Y)
+
+
 def digits_rows(n_rows):
     scaled = data.standardise(data.load_digits())
     return scaled.X[:n_rows], data.one_hot(scaled.y[:n_rows])
@@ -124,11 +133,7 @@ def test_classic_cost_is_mean_plain_norm_not_half_squared():
     ids=["3-4-2", "64-30-10", "5-7-6-3", "2-3-3-3-2"],
 )
 def test_backprop_matches_central_differences(layer_sizes, m, seed):
-    rng = np.random.default_rng(seed)
-    net = random_network(layer_sizes, rng)
-    X = rng.normal(size=(m, layer_sizes[0]))
-    Y = rng.random(size=(m, layer_sizes[-1]))
-    assert gradient_relative_error(net, X, Y) <= 1e-6
+    assert random_gradient_error(layer_sizes, m, seed) <= 1e-6
 
 
 def test_backprop_matches_central_differences_with_classic_init():
@@ -432,8 +437,4 @@ def test_forward_outputs_are_probabilities_of_the_right_shape(sizes, m, seed):
 @settings(max_examples=25, deadline=None)
 @given(sizes=architectures, m=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
 def test_backprop_matches_central_differences_on_random_small_nets(sizes, m, seed):
-    rng = np.random.default_rng(seed)
-    net = random_network(sizes, rng)
-    X = rng.normal(size=(m, sizes[0]))
-    Y = rng.random(size=(m, sizes[-1]))
-    assert gradient_relative_error(net, X, Y) <= 1e-6
+    assert random_gradient_error(sizes, m, seed) <= 1e-6

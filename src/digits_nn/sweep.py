@@ -97,7 +97,8 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.perf_counter()
         tracking_cfg = _task_config(config).tracking
-        if uses_joblib(config):
+        parallel = uses_joblib(config)
+        if parallel:
             # First, so that the workers warm up while this process opens the store.
             start_fork_server(tracking_cfg.enabled)
         parent_file = Path(config.hydra.sweep.dir) / PARENT_RUN_FILE
@@ -117,7 +118,7 @@ class SweepCallback(Callback):
         parent_file.parent.mkdir(parents=True, exist_ok=True)
         # The id alone: a tracking URI may carry credentials.
         artifacts.write_json(parent_file, {"run_id": self.parent_run_id})
-        if uses_joblib(config):
+        if parallel:
             # The summary draws with matplotlib: import it now, while the workers start,
             # rather than after the last job (the basic launcher's jobs import it here).
             plots.pyplot()
