@@ -42,18 +42,27 @@ def test_only_the_joblib_launcher_gets_the_fork_server(
     assert sweep.uses_joblib(sweep_config(tmp_path, launcher)) is expected
 
 
-def test_jobs_find_the_parent_run_in_the_sweep_directory(tmp_path: Path) -> None:
-    assert runner.sweep_parent_run(tmp_path) is None
-    (tmp_path / runner.PARENT_RUN_FILE).write_text(json.dumps({"run_id": "abc123"}))
-    assert runner.sweep_parent_run(tmp_path) == "abc123"
-
-
-def test_an_untracked_sweep_drops_an_earlier_sweeps_parent_run(tmp_path: Path) -> None:
-    # Reusing a sweep directory must not attach new jobs to an old sweep's parent run.
-    (tmp_path / runner.PARENT_RUN_FILE).write_text(json.dumps({"run_id": "old"}))
-    config = sweep_config(tmp_path, "hydra/launcher=basic", "tracking.enabled=false")
-    sweep.SweepCallback().on_multirun_start(config)
-    assert runner.sweep_parent_run(tmp_path) is None
+def test_the_parent_run_id_travels_in_each_jobs_own_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A launcher recomposes each job from the sweep's Hydra overrides plus the job's own
+    # (ConfigLoader.load_sweep_config), and Hydra sets hydra.job.env_set in the job's
+    # environment, wherever it runs: no file on the launching machine's disk is needed.
+    config = sweep_config(tmp_path)
+    sweep.send_to_jobs(config, "abc123")
+    hydra_overrides = list(config.hydra.overrides.hydra)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        job = compose(
+            config_name="config",
+            overrides=[*hydra_overrides, "train.alpha=1.0"],
+            return_hydra_config=True,
+        )
+    assert dict(job.hydra.job.env_set) == {runner.PARENT_RUN_ENV: "abc123"}
+    assert "abc123" not in " ".join(job.hydra.overrides.task)  # not in the run's overrides
+    monkeypatch.delenv(runner.PARENT_RUN_ENV, raising=False)
+    assert runner.sweep_parent_run() is None
+    monkeypatch.setenv(runner.PARENT_RUN_ENV, "abc123")
+    assert runner.sweep_parent_run() == "abc123"
 
 
 PROBE = """

@@ -8,8 +8,8 @@ error, and the sweep goes on (:mod:`digits_nn.sweep` reports the failures at the
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import math
 import time
 from pathlib import Path
@@ -24,11 +24,11 @@ from digits_nn.errors import DigitsNNError
 
 log = logging.getLogger(__name__)
 
-# The sweep callback writes the parent run's id into this file of the sweep directory
-# before any job starts. A file, not an environment variable: joblib's workers are forked
-# from a server started before the parent run exists, so they never see later changes to
-# the launching process's environment.
-PARENT_RUN_FILE = "mlflow_parent_run.json"
+# The sweep callback puts the parent run's id in every job's ``hydra.job.env_set``, and
+# Hydra sets it in the job's environment before the job runs, wherever the launcher runs
+# it. Not the launching process's environment: joblib's workers are forked from a server
+# started before the parent run exists, and a SLURM or Ray worker never sees it.
+PARENT_RUN_ENV = "DIGITS_NN_PARENT_RUN_ID"
 RESULT_FILE = "result.json"
 SUMMARY_KEYS = ("train.alpha", "train.iterations", "model.hidden_size", "seed")
 
@@ -39,7 +39,7 @@ def run(raw: DictConfig) -> float:
     output_dir = Path(hydra.runtime.output_dir)
     overrides = " ".join(hydra.overrides.task)
     in_sweep = hydra.mode == RunMode.MULTIRUN
-    parent_run_id = sweep_parent_run(Path(hydra.sweep.dir)) if in_sweep else None
+    parent_run_id = sweep_parent_run() if in_sweep else None
     started = time.perf_counter()
     try:
         # Training runs on one BLAS thread (pipeline.fit), so parallel workers do not
@@ -105,10 +105,9 @@ def _run(
     return evaluation.test_accuracy, None
 
 
-def sweep_parent_run(sweep_dir: Path) -> str | None:
+def sweep_parent_run() -> str | None:
     """The id of the sweep's parent MLflow run, if the sweep is tracked."""
-    file = sweep_dir / PARENT_RUN_FILE
-    return json.loads(file.read_text())["run_id"] if file.exists() else None
+    return os.environ.get(PARENT_RUN_ENV) or None
 
 
 def _record_refused_job(

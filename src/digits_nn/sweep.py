@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from digits_nn import artifacts, config, plots, tracking
 from digits_nn.errors import DigitsNNError
-from digits_nn.runner import PARENT_RUN_FILE, RESULT_FILE
+from digits_nn.runner import PARENT_RUN_ENV, RESULT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,6 @@ class SweepCallback(Callback):
         if parallel:
             # First, so that the workers warm up while this process opens the store.
             start_fork_server(tracking_cfg.enabled)
-        parent_file = Path(config.hydra.sweep.dir) / PARENT_RUN_FILE
-        parent_file.unlink(missing_ok=True)  # from an earlier sweep into the same folder
         if not tracking_cfg.enabled:
             return
         # Before any worker starts: a fresh SQLite store must be created and migrated
@@ -115,9 +113,7 @@ class SweepCallback(Callback):
             tags={"sweep_dir": str(config.hydra.sweep.dir), "mlflow.note.content": name},
         ).info.run_id
         tracking.log_params(self.store, self.parent_run_id, sweep_grid(config))
-        parent_file.parent.mkdir(parents=True, exist_ok=True)
-        # The id alone: a tracking URI may carry credentials.
-        artifacts.write_json(parent_file, {"run_id": self.parent_run_id})
+        send_to_jobs(config, self.parent_run_id)
         if parallel:
             # The summary draws with matplotlib: import it now, while the workers start,
             # rather than after the last job (the basic launcher's jobs import it here).
@@ -180,6 +176,21 @@ class SweepCallback(Callback):
             client.set_terminated(child.info.run_id, status="KILLED")
         client.set_terminated(self.parent_run_id, status="KILLED")
         self.parent_run_id = None
+
+
+def send_to_jobs(config: DictConfig, parent_run_id: str) -> None:
+    """Make the parent run's id travel with every job, on any launcher.
+
+    Each launcher recomposes a job's config from the sweep's Hydra overrides plus the
+    job's own, and Hydra sets ``hydra.job.env_set`` in the job's environment before the
+    task runs: in a forked joblib worker, a SLURM job or a Ray worker alike, none of which
+    may see this machine's disk or environment. The id alone travels (a tracking URI may
+    carry credentials), and as a Hydra override it stays out of the job's own overrides.
+    """
+    with open_dict(config), read_write(config):
+        config.hydra.overrides.hydra.append(
+            f"++hydra.job.env_set.{PARENT_RUN_ENV}={parent_run_id}"
+        )
 
 
 # What a job imports, loaded once by the fork server instead of by every worker.
