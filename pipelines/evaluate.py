@@ -18,7 +18,13 @@ def main(cfg: Config) -> None:
         store, cfg, data_md5=provenance.md5(cfg.paths.split), run_id=run_id
     ) as recorder:
         pipeline.evaluate_and_record(
-            network, split, test_pixels, cost, classic_cost, recorder, cfg.paths
+            network,
+            pipeline.fitted_split(split, cfg),  # train_accuracy on the rows trained on
+            test_pixels,
+            cost,
+            classic_cost,
+            recorder,
+            cfg.paths,
         )
 
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from digits_nn.config import ACTIVATIONS, OUTPUTS
 from digits_nn.data import N_CLASSES, Dataset, OneHot, Scaled, Split
 from digits_nn.errors import ArtifactError
+from digits_nn.inference import ACTIVATIONS, OUTPUTS
 from digits_nn.network import Network
 
 N_PIXELS = 64

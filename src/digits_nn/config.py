@@ -20,14 +20,25 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from digits_nn.data import N_CLASSES
 from digits_nn.errors import ConfigError
+from digits_nn.inference import ACTIVATIONS, OUTPUTS
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
-OUTPUTS = ("sigmoid", "softmax")
 INITS = ("uniform", "xavier", "he")
 OPTIMIZERS = ("gd", "sgd", "momentum")
 SCHEDULES = ("constant", "inverse_time")
 DTYPES = ("float64", "float32")
+# Rows of scikit-learn's digits, the one dataset: what the validation share is cut from.
+DIGITS_ROWS = 1797
+# Options that act only under one choice of another key of the same section. They are
+# unset (null) by default and refused where they would have no effect, so that a run's
+# params hold only what took effect. Where they act, an unset one takes its default.
+CONDITIONAL_TRAIN_KEYS: dict[str, tuple[str, str]] = {
+    "momentum": ("optimizer", "momentum"),
+    "nesterov": ("optimizer", "momentum"),
+    "decay": ("schedule", "inverse_time"),
+}
+DEFAULT_MOMENTUM = 0.9
 
 
 @dataclass
@@ -56,11 +67,11 @@ class TrainConfig:
     dtype: str = "float64"
     optimizer: str = "gd"
     batch_size: Optional[int] = None  # noqa: UP045
-    momentum: float = 0.9
-    nesterov: bool = False
+    momentum: Optional[float] = None  # noqa: UP045 - optimizer=momentum only
+    nesterov: Optional[bool] = None  # noqa: UP045 - optimizer=momentum only
     l2: float = 0.0
     schedule: str = "constant"
-    decay: float = 0.0
+    decay: Optional[float] = None  # noqa: UP045 - schedule=inverse_time only
     validation_size: float = 0.0
     patience: Optional[int] = None  # noqa: UP045
 
@@ -125,6 +136,12 @@ def parse(raw: Mapping[str, Any] | DictConfig) -> Config:
     errors = list(_range_errors(config))
     if errors:
         raise ConfigError("\n".join(errors))
+    if config.train.optimizer == "momentum":
+        # What takes effect when momentum is chosen without its coefficients.
+        if config.train.momentum is None:
+            config.train.momentum = DEFAULT_MOMENTUM
+        if config.train.nesterov is None:
+            config.train.nesterov = False
     return config
 
 
@@ -148,7 +165,10 @@ def to_dict(config: Config) -> dict[str, Any]:
 
 
 def flatten(config: Config) -> dict[str, Any]:
-    """Dotted keys to values, e.g. ``{"train.alpha": 0.25, ...}`` (MLflow params)."""
+    """Dotted keys to values, e.g. ``{"train.alpha": 0.25, ...}`` (MLflow params).
+
+    An unset option that acts only under another choice (``train.momentum`` with
+    ``gd``, say) is left out: the params show what took effect."""
 
     def walk(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         if is_dataclass(node):
@@ -157,7 +177,8 @@ def flatten(config: Config) -> dict[str, Any]:
         else:
             yield prefix[:-1], node
 
-    return dict(walk(config, ""))
+    inert = {f"train.{key}" for key in CONDITIONAL_TRAIN_KEYS}
+    return {key: value for key, value in walk(config, "") if value is not None or key not in inert}
 
 
 def _range_errors(config: Config) -> Iterator[str]:
@@ -196,13 +217,17 @@ def _range_errors(config: Config) -> Iterator[str]:
             train.batch_size,
             "null with train.optimizer=gd (full batch); mini-batches need sgd or momentum",
         )
-    if not (0.0 <= train.momentum < 1.0):
+    yield from _conditional_errors(train)
+    if train.momentum is not None and not (0.0 <= train.momentum < 1.0):
         yield bad("train.momentum", train.momentum, "a number in [0, 1)")
-    for key, value in [("train.l2", train.l2), ("train.decay", train.decay)]:
-        if not (math.isfinite(value) and value >= 0):
-            yield bad(key, value, "a finite number >= 0")
+    if not (math.isfinite(train.l2) and train.l2 >= 0):
+        yield bad("train.l2", train.l2, "a finite number >= 0")
+    if train.decay is not None and not (math.isfinite(train.decay) and train.decay > 0):
+        yield bad("train.decay", train.decay, "a finite number > 0 (0 would be no decay)")
     if not (0.0 <= train.validation_size < 1.0):
         yield bad("train.validation_size", train.validation_size, "a number in [0, 1)")
+    elif train.validation_size > 0 and 0.0 < config.data.test_size < 1.0:
+        yield from _validation_size_errors(train.validation_size, config.data.test_size)
     if train.patience is not None and train.patience < 1:
         yield bad(
             "train.patience", train.patience, "null (never stop early) or a whole number >= 1"
@@ -217,6 +242,48 @@ def _range_errors(config: Config) -> Iterator[str]:
         yield bad("tracking.accuracy_every", config.tracking.accuracy_every, "a whole number >= 0")
     if not config.tracking.experiment.strip():
         yield bad("tracking.experiment", config.tracking.experiment, "a non-empty name")
+
+
+def held_out(n: int, share: float) -> tuple[int, int]:
+    """(rows kept, rows held out) when ``share`` of ``n`` rows is held out, counted as
+    scikit-learn's ``train_test_split`` counts them (the held-out count rounds up)."""
+    held = math.ceil(share * n)
+    return n - held, held
+
+
+def _validation_size_errors(validation_size: float, test_size: float) -> Iterator[str]:
+    """A stratified validation share needs one row per class on both of its sides."""
+    n_train, _ = held_out(DIGITS_ROWS, test_size)
+    n_fit, n_validation = held_out(n_train, validation_size)
+    if min(n_fit, n_validation) >= N_CLASSES:
+        return
+    rows = f"the {n_train} training rows (data.test_size={test_size})"
+    if n_train < 2 * N_CLASSES:
+        allowed = f"0, as {rows} are too few to hold out one row per class"
+    else:
+        low, high = N_CLASSES / n_train, (n_train - N_CLASSES) / n_train
+        allowed = (
+            f"0, or a share of {rows} leaving at least one row per class ({N_CLASSES}) both"
+            f" to validate and to fit on: from {math.ceil(low * 1e4) / 1e4:g}"
+            f" to {math.floor(high * 1e4) / 1e4:g}"
+        )
+    yield f"train.validation_size={validation_size!r} is not allowed: {allowed}."
+
+
+def _conditional_errors(train: TrainConfig) -> Iterator[str]:
+    """Refuse an option set where it has no effect, and a decay missing where it acts."""
+    for key, (switch, choice) in CONDITIONAL_TRAIN_KEYS.items():
+        value, acts = getattr(train, key), getattr(train, switch) == choice
+        if value is not None and not acts:
+            yield (
+                f"train.{key}={value!r} is not allowed: null unless train.{switch}={choice}"
+                f" (with train.{switch}={getattr(train, switch)} it has no effect)."
+            )
+    if train.schedule == "inverse_time" and train.decay is None:
+        yield (
+            "train.decay=None is not allowed: a finite number > 0 with"
+            " train.schedule=inverse_time (the rate is alpha / (1 + decay * t))."
+        )
 
 
 def _unknown_key_message(error: ConfigKeyError) -> str:
@@ -245,6 +312,8 @@ def _type_message(error: OmegaConfBaseException) -> str:
         "Optional[str]": "null or a string",
         "Optional[list[int]]": "null or a list of whole numbers",
         "Optional[int]": "null or a whole number",
+        "Optional[float]": "null or a number",
+        "Optional[bool]": "null, true or false",
     }.get(str(expected), "see conf/ for the expected type")
     return f"{key}={getattr(error, 'value', None)!r} is not allowed: {allowed}."
 

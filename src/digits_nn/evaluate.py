@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digits_nn.data import N_CLASSES, Split
-from digits_nn.modern import predict
+from digits_nn.inference import predict
 from digits_nn.network import Network
 
 

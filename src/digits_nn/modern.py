@@ -18,21 +18,27 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, softmax
 from tqdm.auto import tqdm
 
 from digits_nn.config import TrainConfig
 from digits_nn.errors import TrainingDiverged
+from digits_nn.inference import (
+    forward,
+    hidden_and_logits,
+    log_softmax,
+    output_activation,
+    predict,  # noqa: F401 - re-exported: the general path's predictions
+    sigmoid,
+)
 from digits_nn.network import Network, init_uniform
-from digits_nn.network import predict as classic_predict
 from digits_nn.train import is_checkpoint
 
-# Each activation with its derivative written in terms of its output h = f(z), so the
-# backward pass needs only the stored activations.
-ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
-    "sigmoid": (expit, lambda h: h * (1.0 - h)),
-    "tanh": (np.tanh, lambda h: 1.0 - h * h),
-    "relu": (lambda z: np.maximum(z, 0.0), lambda h: (h > 0.0).astype(h.dtype)),
+# The derivative of each hidden activation written in terms of its output h = f(z), so
+# the backward pass needs only the stored activations.
+DERIVATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "sigmoid": lambda h: h * (1.0 - h),
+    "tanh": lambda h: 1.0 - h * h,
+    "relu": lambda h: (h > 0.0).astype(h.dtype),
 }
 
 
@@ -73,38 +79,12 @@ def init_network(
 # ---- forward, cost, backward ---------------------------------------------------------
 
 
-def forward(network: Network, X: np.ndarray) -> list[np.ndarray]:
-    """Activations ``[X, H1, ..., H_out]``; the output layer is sigmoid or softmax."""
-    f, _ = ACTIVATIONS[network.activation]
-    hs = [X]
-    last = len(network.weights) - 1
-    for layer, (W, b) in enumerate(zip(network.weights, network.biases)):
-        z = hs[-1] @ W.T + b
-        if layer < last:
-            hs.append(f(z))
-        else:
-            hs.append(softmax(z, axis=1) if network.output == "softmax" else expit(z))
-    return hs
-
-
-def predict(network: Network, X: np.ndarray) -> np.ndarray:
-    """Digit labels of any network: the index of the largest output of each row.
-
-    An all-sigmoid network goes through the classic kernel, so its predictions are
-    bit for bit the ones the classic code gives.
-    """
-    if network.activation == "sigmoid" and network.output == "sigmoid":
-        return classic_predict(network, X)
-    return np.argmax(forward(network, X)[-1], axis=1)
-
-
-def data_cost(Y: np.ndarray, out: np.ndarray, output: str) -> float:
-    """Mean over samples of the loss the output layer is trained on."""
+def loss(Y: np.ndarray, logits: np.ndarray, output: str) -> float:
+    """Mean over samples of the loss the output layer is trained on, from its logits:
+    the cross-entropy through log-sum-exp, finite for finite logits in any float type."""
     if output == "softmax":
-        # log of the softmax output, floored so a confident wrong answer costs ~1e3,
-        # not infinity.
-        return float(-np.sum(Y * np.log(np.maximum(out, 1e-300))) / len(Y))
-    return float(0.5 * np.sum((Y - out) ** 2) / len(Y))
+        return float(-np.sum(Y * log_softmax(logits)) / len(Y))
+    return float(0.5 * np.sum((Y - sigmoid(logits)) ** 2) / len(Y))
 
 
 def penalty(network: Network, l2: float, n: int) -> float:
@@ -114,7 +94,7 @@ def penalty(network: Network, l2: float, n: int) -> float:
 
 def cost(network: Network, X: np.ndarray, Y: np.ndarray, l2: float, n: int) -> float:
     """The minimised cost: the mean loss over the rows of X plus the L2 penalty."""
-    return data_cost(Y, forward(network, X)[-1], network.output) + penalty(network, l2, n)
+    return loss(Y, hidden_and_logits(network, X)[1], network.output) + penalty(network, l2, n)
 
 
 def backward(network: Network, hs: list[np.ndarray], Y: np.ndarray, l2: float, n: int) -> Gradients:
@@ -124,7 +104,7 @@ def backward(network: Network, hs: list[np.ndarray], Y: np.ndarray, l2: float, n
     output deltas ``h - y`` and ``(h - y) h (1 - h)``.
     """
     m = len(Y)
-    _, f_prime = ACTIVATIONS[network.activation]
+    f_prime = DERIVATIVES[network.activation]
     out = hs[-1]
     delta = out - Y if network.output == "softmax" else (out - Y) * out * (1.0 - out)
     grad_w: list[np.ndarray] = [np.empty(0)] * len(network.weights)
@@ -146,7 +126,10 @@ class History:
     cost_curve: np.ndarray  # training cost (loss + penalty) at the start of each iteration
     classic_cost_curve: np.ndarray  # mean ||y - h_out||, the classic figure
     validation_cost_curve: np.ndarray | None  # loss on the validation rows, if any
-    best_iteration: int  # 1-based; the weights returned are the ones of this iteration
+    # Early stopping only: the weights returned are the ones this (1-based) iteration
+    # started from, ``iterations + 1`` meaning the weights after the last pass. The
+    # curves then end at that point, so their last values describe the weights returned.
+    best_iteration: int | None = None
 
 
 def batches(m: int, batch_size: int | None, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -158,6 +141,28 @@ def batches(m: int, batch_size: int | None, rng: np.random.Generator) -> Iterato
     order = rng.permutation(m)
     for start in range(0, m, batch_size):
         yield order[start : start + batch_size]
+
+
+# The training cost, the classic figure and the validation loss (if any) of one set of
+# weights: one point of each curve.
+Point = tuple[float, float, float | None]
+
+
+def measure(
+    network: Network,
+    X: np.ndarray,
+    Y: np.ndarray,
+    l2: float,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+) -> Point:
+    _, logits = hidden_and_logits(network, X)
+    out = output_activation(logits, network.output)
+    train_cost = loss(Y, logits, network.output) + penalty(network, l2, len(X))
+    classic = float(np.linalg.norm(Y - out, axis=1).mean())
+    if validation is None:
+        return train_cost, classic, None
+    X_val, Y_val = validation
+    return train_cost, classic, loss(Y_val, hidden_and_logits(network, X_val)[1], network.output)
 
 
 def train(
@@ -175,7 +180,8 @@ def train(
 
     Records the costs of the weights each iteration starts from. With ``validation``
     rows it records their loss too, and with ``options.patience`` it stops once that
-    loss has not improved for ``patience`` iterations and restores the best weights.
+    loss has not improved for ``patience`` iterations and restores the best weights;
+    the weights after the last pass are candidates too.
     ``on_checkpoint(iteration, network)`` is called every ``checkpoint_every`` iterations.
     """
     n, alpha, n_iter = len(X), options.alpha, options.iterations
@@ -184,29 +190,18 @@ def train(
     velocity_w = [np.zeros_like(W) for W in network.weights]
     velocity_b = [np.zeros_like(b) for b in network.biases]
     mu = options.momentum if options.optimizer == "momentum" else 0.0
-    costs, classic, validation_costs = [], [], []
-    best = (math.inf, 0, _copy(network))
+    stopping = options.patience is not None and validation is not None
+    points: list[Point] = []
+    best = (math.inf, 0, _copy(network))  # lowest validation loss, its point, its weights
     bar = tqdm(total=options.iterations, desc="train", unit="it", disable=not progress)
     with bar:
         for t in range(options.iterations):
-            out = forward(network, X)[-1]
-            costs.append(data_cost(Y, out, network.output) + penalty(network, options.l2, n))
-            classic.append(float(np.linalg.norm(Y - out, axis=1).mean()))
-            if not math.isfinite(costs[-1]):
-                raise TrainingDiverged(
-                    f"training diverged: the cost became {costs[-1]} at iteration {t + 1}"
-                    f" with train.alpha={alpha}. Allowed: a smaller train.alpha.",
-                    np.array(costs[:-1]),
-                    np.array(classic[:-1]),
-                )
-            if validation is not None:
-                X_val, Y_val = validation
-                validation_costs.append(
-                    data_cost(Y_val, forward(network, X_val)[-1], network.output)
-                )
-                if validation_costs[-1] < best[0]:
-                    best = (validation_costs[-1], t, _copy(network))
-                elif options.patience is not None and t - best[1] >= options.patience:
+            points.append(_finite(measure(network, X, Y, options.l2, validation), points, alpha))
+            validation_cost = points[-1][2]
+            if validation_cost is not None:
+                if validation_cost < best[0]:
+                    best = (validation_cost, t, _copy(network))
+                elif stopping and t - best[1] >= options.patience:
                     break
             decayed = options.schedule == "inverse_time"
             rate = alpha / (1.0 + options.decay * t) if decayed else alpha
@@ -215,17 +210,36 @@ def train(
                 _update(network, grads, velocity_w, velocity_b, rate, mu, options.nesterov)
             if on_checkpoint is not None and is_checkpoint(t + 1, checkpoint_every, n_iter):
                 on_checkpoint(t + 1, network)
-            bar.set_postfix(cost=f"{costs[-1]:.4f}", refresh=False)
+            bar.set_postfix(cost=f"{points[-1][0]:.4f}", refresh=False)
             bar.update()
-    best_iteration = len(costs)
-    if options.patience is not None and validation is not None:
+        else:
+            if stopping:  # the weights after the last pass, never measured in the loop
+                points.append(
+                    _finite(measure(network, X, Y, options.l2, validation), points, alpha)
+                )
+                if points[-1][2] < best[0]:
+                    best = (points[-1][2], n_iter, network)
+    best_iteration = None
+    if stopping:
         _restore(network, best[2])
         best_iteration = best[1] + 1
+        points = points[:best_iteration]
+    costs, classic, validation_costs = (np.array(curve) for curve in zip(*points))
     return History(
-        np.array(costs),
-        np.array(classic),
-        np.array(validation_costs) if validation is not None else None,
-        best_iteration,
+        costs, classic, validation_costs if validation is not None else None, best_iteration
+    )
+
+
+def _finite(point: Point, earlier: list[Point], alpha: float) -> Point:
+    """``point``, or :class:`TrainingDiverged` with the curves up to it if its cost is not
+    finite (the cost is finite for finite weights, so only diverged weights get here)."""
+    if math.isfinite(point[0]):
+        return point
+    raise TrainingDiverged(
+        f"training diverged: the cost became {point[0]} at iteration {len(earlier) + 1}"
+        f" with train.alpha={alpha}. Allowed: a smaller train.alpha.",
+        np.array([p[0] for p in earlier]),
+        np.array([p[1] for p in earlier]),
     )
 
 

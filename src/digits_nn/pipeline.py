@@ -107,12 +107,27 @@ def carve_validation(
     X: np.ndarray, Y: np.ndarray, size: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Hold out a stratified, seeded share of the *training* rows; never the test rows."""
+    fit, held = validation_rows(Y.argmax(axis=1), size, seed)
+    return X[fit], Y[fit], (X[held], Y[held])
+
+
+def validation_rows(labels: np.ndarray, size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the rows fitted on and of the validation rows, for training labels."""
     from sklearn.model_selection import train_test_split
 
-    X_fit, X_val, Y_fit, Y_val = train_test_split(
-        X, Y, test_size=size, random_state=seed, stratify=Y.argmax(axis=1)
+    fit, held = train_test_split(
+        np.arange(len(labels)), test_size=size, random_state=seed, stratify=labels
     )
-    return X_fit, Y_fit, (X_val, Y_val)
+    return fit, held
+
+
+def fitted_split(split: data.Split, cfg: Config) -> data.Split:
+    """The split as training saw it: its train rows are the rows fitted on, without the
+    validation rows, so that ``train_accuracy`` is measured on the rows trained on."""
+    if cfg.train.validation_size == 0.0:
+        return split
+    fit, _ = validation_rows(split.y_train, cfg.train.validation_size, cfg.seed)
+    return data.Split(split.X_train[fit], split.X_test, split.y_train[fit], split.y_test)
 
 
 def interactive() -> bool:

@@ -93,7 +93,7 @@ def _run(
         )
         evaluation = pipeline.evaluate_and_record(
             result.network,
-            split,
+            pipeline.fitted_split(split, cfg),
             pipeline.raw_pixels(split.X_test, scaled),
             result.cost_curve,
             result.classic_cost_curve,

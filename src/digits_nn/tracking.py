@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
 # MLflow's log_batch accepts at most 1000 metrics per call.
 BATCH_SIZE = 1000
+# What the served model imports (digits_nn.serving and digits_nn.inference): its
+# declared requirements, pinned to the versions installed here.
+SERVING_REQUIREMENTS = ("mlflow", "numpy", "pandas")
 
 
 class Terminated(BaseException):
@@ -283,11 +286,22 @@ def describe(config: Config) -> str:
 def log_model(
     store: Store, run_id: str, model_file: Path, mean: np.ndarray, scale: np.ndarray
 ) -> None:
-    """Log the network as the run's ``model``: an MLflow pyfunc model from code.
+    """Log the network as the run's ``model``: an MLflow pyfunc model from code."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = save_model(Path(tmp) / "model", model_file, mean, scale)
+        store.client.log_artifacts(run_id, str(saved), "model")
+
+
+def save_model(target: Path, model_file: Path, mean: np.ndarray, scale: np.ndarray) -> Path:
+    """Write the MLflow model of ``model_file`` into the new folder ``target``.
 
     The code is :mod:`digits_nn.serving` with this package beside it; the weights and
     the fitted scaling travel as npz artifacts, so loading the model unpickles nothing.
-    The requirements are given, not inferred: inference would import and run the model.
+    The requirements are declared, not inferred: inference would import and run the
+    model, and serving needs only mlflow, numpy and pandas (it never imports the
+    training code).
     """
     import tempfile
     from importlib import metadata
@@ -299,11 +313,10 @@ def log_model(
     from digits_nn import artifacts, serving
 
     package = Path(serving.__file__).parent
-    signature = ModelSignature(
-        inputs=Schema([ColSpec("double", name) for name in serving.PIXEL_COLUMNS]),
-        outputs=Schema([ColSpec("long", "digit")]),
-    )
-    requirements = [f"{name}=={metadata.version(name)}" for name in ("numpy", "pandas")]
+    # No input schema: MLflow would refuse int64 pixels for double columns, and a model
+    # cannot declare "integer or float". serving.pixels_of checks the columns instead.
+    signature = ModelSignature(inputs=None, outputs=Schema([ColSpec("long", "digit")]))
+    requirements = [f"{name}=={metadata.version(name)}" for name in SERVING_REQUIREMENTS]
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # MLflow suggests an input example, whose check would load and run the model.
         warnings.simplefilter("ignore", UserWarning)
@@ -311,11 +324,11 @@ def log_model(
         scaling = Path(tmp) / "scaling.npz"
         artifacts.write_npz(scaling, mean=mean, scale=scale)
         mlflow.pyfunc.save_model(
-            path=Path(tmp) / "model",
+            path=target,
             python_model=str(package / "serving.py"),
             artifacts={"weights": str(model_file), "scaling": str(scaling)},
             code_paths=[str(package)],
             signature=signature,
             pip_requirements=requirements,
         )
-        store.client.log_artifacts(run_id, str(Path(tmp) / "model"), "model")
+    return target
