@@ -312,3 +312,31 @@ def save_model(tmp_path: Path) -> Path:
     return tracking.save_model(
         tmp_path / "saved", tmp_path / "model.npz", scaled.mean, scaled.scale
     )
+
+
+# ---- 7. integer pixels ----------------------------------------------------------------------
+
+
+def test_the_model_takes_integer_and_float_pixels_and_refuses_bad_columns(tmp_path: Path) -> None:
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    model = mlflow.pyfunc.load_model(str(save_model(tmp_path)))
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 17, size=(20, 64))
+    columns = [f"pixel_{i}" for i in range(64)]
+    as_int = model.predict(pd.DataFrame(pixels, columns=columns))
+    assert as_int == model.predict(pd.DataFrame(pixels.astype(float), columns=columns))
+    assert set(as_int) <= set(range(10))
+    bad_frames = {
+        "63 columns": pd.DataFrame(pixels[:, :63], columns=columns[:63]),
+        "65 columns": pd.DataFrame(pixels, columns=columns).assign(extra=1),
+        "renamed": pd.DataFrame(pixels, columns=[f"p{i}" for i in range(64)]),
+        "text": pd.DataFrame(pixels, columns=columns).astype(str),
+        "NaN": pd.DataFrame(np.where(pixels > 15, np.nan, pixels), columns=columns),
+    }
+    for name, frame in bad_frames.items():
+        with pytest.raises(MlflowException) as refused:
+            model.predict(frame)
+        assert refused.value.get_http_status_code() == 400, name
