@@ -65,7 +65,7 @@ def test_run_py_finishes_the_modern_preset_in_float32(tmp_path: Path) -> None:
 def test_train_accuracy_in_the_metrics_is_on_the_rows_trained_on(tmp_path: Path) -> None:
     from sklearn.model_selection import train_test_split
 
-    from digits_nn import artifacts, config, inference, pipeline
+    from digits_nn import artifacts, config, modern, pipeline
 
     out = tmp_path / "run"
     command = [sys.executable, "pipelines/run.py", "train.validation_size=0.5"]
@@ -78,8 +78,8 @@ def test_train_accuracy_in_the_metrics_is_on_the_rows_trained_on(tmp_path: Path)
     X_fit, _, y_fit, _ = train_test_split(
         split.X_train, split.y_train, test_size=0.5, random_state=0, stratify=split.y_train
     )
-    on_fit = float(np.mean(inference.predict(network, X_fit) == y_fit))
-    on_all = float(np.mean(inference.predict(network, split.X_train) == split.y_train))
+    on_fit = float(np.mean(modern.predict(network, X_fit) == y_fit))
+    on_all = float(np.mean(modern.predict(network, split.X_train) == split.y_train))
     assert on_fit != on_all  # else this test could not tell them apart
     assert metrics["train_accuracy"] == on_fit
 
@@ -93,7 +93,7 @@ def logged_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.nda
     folder; with the raw test pixels and the pipeline's own predictions of them."""
     import mlflow.artifacts
 
-    from digits_nn import artifacts, config, inference, pipeline, tracking
+    from digits_nn import artifacts, config, modern, pipeline, tracking
 
     root = tmp_path_factory.mktemp("logged")
     cfg = config.parse(
@@ -115,7 +115,7 @@ def logged_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.nda
         )
     )
     pixels = np.rint(pipeline.raw_pixels(split.X_test, scaled))  # the 0..16 a user has
-    expected = inference.predict(result.network, (pixels - scaled.mean) / scaled.scale)
+    expected = modern.predict(result.network, (pixels - scaled.mean) / scaled.scale)
     return model_dir, pixels, expected.tolist()
 
 
@@ -146,7 +146,7 @@ def test_logged_model_loads_from_its_own_requirements_in_a_fresh_virtualenv(
     model_dir, pixels, expected = logged_model
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
-    pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-compile"]
     run([*pip, "-r", str(model_dir / "requirements.txt")], cwd=tmp_path, timeout=900)
     np.save(tmp_path / "pixels.npy", pixels)
     env = project_env()

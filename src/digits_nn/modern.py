@@ -155,6 +155,8 @@ def measure(
     l2: float,
     validation: tuple[np.ndarray, np.ndarray] | None,
 ) -> Point:
+    """One point of the curves for the current weights (the cost from the logits, so
+    it is finite for finite weights in float32 too)."""
     _, logits = hidden_and_logits(network, X)
     out = output_activation(logits, network.output)
     train_cost = loss(Y, logits, network.output) + penalty(network, l2, len(X))
