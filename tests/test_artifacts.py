@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import signal
 import stat
 import subprocess
 import sys
@@ -488,6 +489,9 @@ def test_a_signal_during_a_write_leaves_the_previous_file_whole(tmp_path, signal
         capture_output=True,
         text=True,
         env=project_env(),
+        # As a terminal starts it: a suite run in the background (`cmd &`, or a mutation
+        # tool) leaves SIGINT ignored in its children, and Python then keeps it ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert "signal sent after" in child.stdout, child.stderr  # it did land mid-write
     assert child.returncode == status, child.stdout + child.stderr
