@@ -49,7 +49,10 @@ def fail() -> None:
     ids=["finished", "sigint", "sigterm", "exception"],
 )
 def test_a_run_is_closed_as_its_block_ends(store, work, raised, status, error_tag) -> None:
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    # Ctrl-C's KeyboardInterrupt even when the suite runs with SIGINT ignored (in the
+    # background, or under a mutation tool); SIGTERM as the entry points handle it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     tracking.raise_on_sigterm()
     opened = []
     try:
@@ -62,7 +65,8 @@ def test_a_run_is_closed_as_its_block_ends(store, work, raised, status, error_ta
                 opened.append(run_id)
                 work()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
     run = store.client.get_run(opened[0])
     assert run.info.status == status
     assert run.data.tags.get("error") == error_tag
