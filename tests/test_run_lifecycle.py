@@ -23,7 +23,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tracking.Store:
     root = tmp_path_factory.mktemp("store")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        return tracking.open_store(config.TrackingConfig(uri=f"sqlite:///{root}/mlflow.db"))
+        # root: the artifacts go to the temporary folder, not the project's mlartifacts/.
+        tracking_config = config.TrackingConfig(uri=f"sqlite:///{root}/mlflow.db")
+        return tracking.open_store(tracking_config, root)
 
 
 def interrupt() -> None:
