@@ -103,6 +103,12 @@ MESSAGES = [
     ({"train": {"patience": 3}}, "train.patience=3 is not allowed: null unless train.validation_size > 0 (early stopping needs validation rows)."),
     ({"tracking": {"accuracy_every": -1}}, "tracking.accuracy_every=-1 is not allowed: a whole number >= 0."),
     ({"tracking": {"experiment": ""}}, "tracking.experiment='' is not allowed: a non-empty name."),
+    # Unknown keys and wrong types, as OmegaConf reports them, reworded.
+    ({"data": {"foo": 1}}, "data.foo: unknown key in 'data'. Allowed keys: test_size."),
+    ({"train": {"alpha": "abc"}}, "train.alpha='abc' is not allowed: a number."),
+    ({"model": {"hidden_sizes": [1, "a"]}}, "model.hidden_sizes[1]='a' is not allowed: null or a list of whole numbers."),
+    ({"seed": 1.5}, "seed=1.5 is not allowed: a whole number."),
+    ({"train": 3}, "wrong shape: Merge error: int is not a subclass of TrainConfig. value: 3; every config group must be a mapping of keys."),
 ]  # fmt: skip
 
 
@@ -111,3 +117,10 @@ def test_each_refusal_says_exactly_what_is_allowed(raw: dict, message: str) -> N
     with pytest.raises(ConfigError) as info:
         config.parse(raw)
     assert str(info.value) == message
+
+
+def test_an_unknown_top_level_key_lists_the_groups() -> None:
+    with pytest.raises(ConfigError) as info:
+        config.parse({"foo": 1})
+    # The groups may grow; the start of the message may not change.
+    assert str(info.value).startswith("foo: unknown key at the top level. Allowed keys: seed, data")
