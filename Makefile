@@ -49,3 +49,7 @@ pictures:  ## regenerate the README's pictures in docs/img/ (dvc repro, then the
 	for name in cost misclassified weights confusion; do cp reports/plots/$$name.png docs/img/$$name.png; done
 	$(PYTHON) pipelines/run.py sweep=grid hydra.sweep.dir=multirun/grid
 	cp multirun/grid/sweep_heatmap.png docs/img/sweep-heatmap.png
+
+.PHONY: mutate
+mutate:  ## mutation testing against the fast suite (tens of minutes): docs/mutation.md
+	$(PYTHON) benchmarks/mutation_report.py --run

@@ -1,10 +1,16 @@
 """Reading and writing the files that pass between stages."""
 
+import os
 import pickle
+import signal
+import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from conftest import project_env
 from digits_nn import artifacts, data, network
 from digits_nn.errors import ArtifactError
 
@@ -197,10 +203,12 @@ def test_target_is_only_replaced_when_the_block_succeeds(tmp_path):
 
 
 def test_missing_file_names_the_path(tmp_path):
+    """The path and the command that writes it, as docs/reliability.md promises."""
     path = tmp_path / "nowhere" / "digits.npz"
-    assert_artifact_error(artifacts.read_dataset, path, "missing")
-    assert_artifact_error(artifacts.read_model, path, "missing")
-    assert_artifact_error(artifacts.read_cost_curve, tmp_path / "cost.csv", "missing")
+    assert_artifact_error(artifacts.read_dataset, path, "missing", "`dvc repro`", "`dvc checkout`")
+    assert_artifact_error(artifacts.read_model, path, "missing", "`dvc repro`", "`dvc checkout`")
+    cost = tmp_path / "cost.csv"
+    assert_artifact_error(artifacts.read_cost_curve, cost, "missing", "`dvc repro train`")
 
 
 def test_truncated_npz_is_refused(tmp_path, dataset):
@@ -399,3 +407,96 @@ def test_malformed_cost_curve_is_refused(tmp_path, text):
     path = tmp_path / "cost.csv"
     path.write_text(text)
     assert_artifact_error(artifacts.read_cost_curve, path)
+
+
+# ---- what a finished write looks like, and an interrupted one -------------------------
+
+MODE_CHILD = """
+import sys
+import numpy as np
+from digits_nn import artifacts
+artifacts.write_json(sys.argv[1] + "/metrics.json", {"a": 1})
+artifacts.write_npz(sys.argv[1] + "/model.npz", W=np.ones(3))
+"""
+
+
+def test_written_files_get_the_mode_a_plain_open_would_give(tmp_path):
+    """Not mkstemp's private 0600: with umask 027 a new file is 0640, as `open` makes it."""
+    subprocess.run(
+        [sys.executable, "-c", MODE_CHILD, str(tmp_path)],
+        check=True,
+        env=project_env(),
+        preexec_fn=lambda: os.umask(0o027),
+    )
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {"metrics.json": 0o640, "model.npz": 0o640}
+
+
+# The child writes a previous model, then writes a new one through a file whose first
+# write() stops half-way and sends the process a real signal: the handler (Ctrl-C's
+# KeyboardInterrupt, or the entry points' SIGTERM handler) runs in the middle of the write.
+SIGNAL_CHILD = """
+import io, os, signal, sys
+import numpy as np
+from digits_nn import artifacts, cli
+
+target, signal_name = sys.argv[1], sys.argv[2]
+cli.prepare_exit()
+artifacts.write_npz(target, X=np.zeros((300, 200)))
+real_open = io.open
+
+
+class SignalMidWrite:
+    def __init__(self, file):
+        self.file = file
+
+    def write(self, data):
+        half = len(data) // 2
+        self.file.write(data[:half])
+        self.file.flush()
+        print("signal sent after", half, "bytes", flush=True)
+        os.kill(os.getpid(), getattr(signal, signal_name))
+        return half + self.file.write(data[half:])
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def opening(file, mode="r", *args, **kwargs):
+    opened = real_open(file, mode, *args, **kwargs)
+    same_folder = os.path.dirname(os.fspath(file)) == os.path.dirname(target)
+    return SignalMidWrite(opened) if "w" in mode and same_folder else opened
+
+
+io.open = opening
+with cli.exit_on_user_error():
+    artifacts.write_npz(target, X=np.ones((300, 200)))
+print("the write finished")
+"""
+
+
+@pytest.mark.parametrize(("signal_name", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_during_a_write_leaves_the_previous_file_whole(tmp_path, signal_name, status):
+    target = tmp_path / "model.npz"
+    child = subprocess.run(
+        [sys.executable, "-c", SIGNAL_CHILD, str(target), signal_name],
+        capture_output=True,
+        text=True,
+        env=project_env(),
+        # As a terminal starts it: a suite run in the background (`cmd &`, or a mutation
+        # tool) leaves SIGINT ignored in its children, and Python then keeps it ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert "signal sent after" in child.stdout, child.stderr  # it did land mid-write
+    assert child.returncode == status, child.stdout + child.stderr
+    assert "the write finished" not in child.stdout
+    assert "Traceback" not in child.stderr
+    with np.load(target, allow_pickle=False) as archive:
+        np.testing.assert_array_equal(archive["X"], np.zeros((300, 200)))
+    assert leftovers(tmp_path, keep={"model.npz"}) == []

@@ -109,11 +109,21 @@ def test_forward_reproduces_the_worked_example():
 
 
 def test_predict_is_argmax_of_the_output_layer():
+    # Built so that the answer is known: input k lights hidden unit k (sigmoid(4) ~ 0.98,
+    # the others sigmoid(-4) ~ 0.02), which lights output k the most.
+    labels = np.array([3, 0, 4, 1, 1, 2, 0, 4])
+    X = np.eye(5)[labels]
+    net = network.Network(
+        weights=[8.0 * np.eye(5), 6.0 * np.eye(5)], biases=[np.full(5, -4.0), np.zeros(5)]
+    )
+    np.testing.assert_array_equal(network.predict(net, X), labels)
+    # A random network, against its outputs computed here from the formulas.
     rng = np.random.default_rng(3)
     net = random_network([4, 6, 5], rng, scale=2.0)
     X = rng.normal(size=(20, 4))
-    expected = np.argmax(network.forward(net, X)[-1], axis=1)
-    np.testing.assert_array_equal(network.predict(net, X), expected)
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    out = sig(sig(X @ net.weights[0].T + net.biases[0]) @ net.weights[1].T + net.biases[1])
+    np.testing.assert_array_equal(network.predict(net, X), out.argmax(axis=1))
 
 
 def test_classic_cost_is_mean_plain_norm_not_half_squared():

@@ -1,0 +1,126 @@
+"""Behaviours that `make mutate` found no test guarding (docs/mutation.md).
+
+Each test here kills mutants that survived the rest of the fast suite.
+"""
+
+# ruff: noqa: E501 - the refusal messages are checked whole, one a line.
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from digits_nn import config, network, pipeline
+from digits_nn.errors import ConfigError
+from digits_nn.train import gradient_descent
+
+
+def test_forward_is_silent_when_the_sigmoid_saturates() -> None:
+    """exp(-z) overflowing to inf gives the sigmoid's right limit 0: not worth a warning."""
+    net = network.init_uniform([3, 2, 2], seed=0)
+    X = np.full((4, 3), -1e4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = network.forward(net, X)
+    assert np.all(out[1] == 0.0)
+
+
+def test_float32_cost_of_forward_is_bit_for_bit_the_recorded_cost() -> None:
+    """As network.py promises: the cost ``forward`` gives is the one training records,
+    in float32 too (the per-sample norms keep the network's dtype)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 8)).astype(np.float32)
+    Y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 50)]
+    net = network.init_uniform([8, 6, 4], seed=1, dtype="float32")
+    before = network.half_squared_error(Y, network.forward(net, X)[-1])
+    classic = network.classic_cost(Y, network.forward(net, X)[-1])
+    result = gradient_descent(net, X, Y, alpha=0.5, iterations=1)
+    assert result.cost_curve[0] == before
+    assert result.classic_cost_curve[0] == classic
+
+
+def test_the_classic_config_trains_on_the_kernel_bit_for_bit() -> None:
+    """The classic configuration takes the optimised kernel, not the general path (whose
+    weights agree only to ~1e-15)."""
+    cfg = config.parse({"train": {"iterations": 30}, "tracking": {"accuracy_every": 0}})
+    _, split, onehot = pipeline.prepare_data(cfg)
+    result = pipeline.fit(cfg, split, onehot, progress=False)
+    kernel = network.init_uniform([64, 30, 10], cfg.seed)
+    with threadpool_limits(limits=1, user_api="blas"):  # as fit trains: the same sums
+        expected = gradient_descent(kernel, split.X_train, onehot.Y_train, 0.25, 30)
+    for a, b in zip(result.network.weights + result.network.biases, kernel.weights + kernel.biases):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(result.cost_curve, expected.cost_curve)
+
+
+# The smallest and largest values each key allows: every bound is inclusive or exclusive
+# exactly as its message says.
+BOUNDARIES = [
+    {"seed": 0},
+    {"seed": 2**32 - 1},
+    {"data": {"test_size": 1e-3}},
+    {"data": {"test_size": 0.999}},
+    {"model": {"hidden_size": 1}},
+    {"model": {"hidden_sizes": [1]}},
+    {"train": {"alpha": 1e-300}},
+    {"train": {"iterations": 1}},
+    {"train": {"optimizer": "sgd", "batch_size": 1}},
+    {"train": {"momentum": 0.0}},
+    {"train": {"momentum": 0.999}},
+    {"train": {"l2": 0.0, "decay": 0.0}},
+    {"train": {"validation_size": 0.0}},
+    {"train": {"validation_size": 0.999, "patience": 1}},
+    {"tracking": {"accuracy_every": 0}},
+]
+
+
+@pytest.mark.parametrize("raw", BOUNDARIES, ids=lambda raw: str(raw))
+def test_the_bounds_of_every_range_are_accepted(raw: dict) -> None:
+    config.parse(raw)
+
+
+# Each refusal's whole message: the key, the value given, and what is allowed.
+MESSAGES = [
+    ({"seed": 2**32}, "seed=4294967296 is not allowed: a whole number from 0 to 2**32 - 1."),
+    ({"data": {"test_size": 1.0}}, "data.test_size=1.0 is not allowed: a number strictly between 0 and 1."),
+    ({"model": {"hidden_size": 0}}, "model.hidden_size=0 is not allowed: a whole number >= 1."),
+    ({"model": {"hidden_sizes": []}}, "model.hidden_sizes=[] is not allowed: null, or a non-empty list of whole numbers >= 1."),
+    ({"model": {"output": "linear"}}, "model.output='linear' is not allowed: one of sigmoid, softmax."),
+    ({"train": {"optimizer": "adam"}}, "train.optimizer='adam' is not allowed: one of gd, sgd, momentum."),
+    ({"train": {"schedule": "cosine"}}, "train.schedule='cosine' is not allowed: one of constant, inverse_time."),
+    ({"train": {"alpha": 0.0}}, "train.alpha=0.0 is not allowed: a finite number > 0."),
+    ({"train": {"iterations": 0}}, "train.iterations=0 is not allowed: a whole number >= 1."),
+    ({"train": {"optimizer": "sgd", "batch_size": 0}}, "train.batch_size=0 is not allowed: null (all rows) or a whole number >= 1."),
+    ({"train": {"batch_size": 8}}, "train.batch_size=8 is not allowed: null with train.optimizer=gd (full batch); mini-batches need sgd or momentum."),
+    ({"train": {"momentum": 1.0}}, "train.momentum=1.0 is not allowed: a number in [0, 1)."),
+    ({"train": {"l2": -1.0}}, "train.l2=-1.0 is not allowed: a finite number >= 0."),
+    ({"train": {"decay": float("inf")}}, "train.decay=inf is not allowed: a finite number >= 0."),
+    ({"train": {"validation_size": 1.0}}, "train.validation_size=1.0 is not allowed: a number in [0, 1)."),
+    ({"train": {"validation_size": 0.1, "patience": 0}}, "train.patience=0 is not allowed: null (never stop early) or a whole number >= 1."),
+    ({"train": {"patience": 3}}, "train.patience=3 is not allowed: null unless train.validation_size > 0 (early stopping needs validation rows)."),
+    ({"tracking": {"accuracy_every": -1}}, "tracking.accuracy_every=-1 is not allowed: a whole number >= 0."),
+    ({"tracking": {"experiment": ""}}, "tracking.experiment='' is not allowed: a non-empty name."),
+    # Unknown keys and wrong types, as OmegaConf reports them, reworded.
+    ({"data": {"foo": 1}}, "data.foo: unknown key in 'data'. Allowed keys: test_size."),
+    ({"train": {"alpha": "abc"}}, "train.alpha='abc' is not allowed: a number."),
+    ({"model": {"hidden_sizes": [1, "a"]}}, "model.hidden_sizes[1]='a' is not allowed: null or a list of whole numbers."),
+    ({"seed": 1.5}, "seed=1.5 is not allowed: a whole number."),
+    ({"train": 3}, "wrong shape: Merge error: int is not a subclass of TrainConfig. value: 3; every config group must be a mapping of keys."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("raw", "message"), MESSAGES, ids=[m.split("=")[0] for _, m in MESSAGES])
+def test_each_refusal_says_exactly_what_is_allowed(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.parse(raw)
+    assert str(info.value) == message
+
+
+def test_an_unknown_top_level_key_lists_the_groups() -> None:
+    with pytest.raises(ConfigError) as info:
+        config.parse({"foo": 1})
+    # The groups may grow; the start of the message may not change.
+    assert str(info.value).startswith("foo: unknown key at the top level. Allowed keys: seed, data")

@@ -1,0 +1,100 @@
+"""MLflow in the fast suite: how a run is closed, and the logged model as MLflow loads it.
+
+Both used to be guarded only by slow end-to-end tests. Here they run against a real
+SQLite store in a temporary folder, with real signals and MLflow's own pyfunc loader.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_digits
+
+from digits_nn import artifacts, config, data, modern, tracking
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tracking.Store:
+    root = tmp_path_factory.mktemp("store")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        # root: the artifacts go to the temporary folder, not the project's mlartifacts/.
+        tracking_config = config.TrackingConfig(uri=f"sqlite:///{root}/mlflow.db")
+        return tracking.open_store(tracking_config, root)
+
+
+def interrupt() -> None:
+    os.kill(os.getpid(), signal.SIGINT)  # Python's own handler: KeyboardInterrupt
+
+
+def terminate() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # the entry points' handler: Terminated
+
+
+def fail() -> None:
+    raise ValueError("weights went sideways at iteration 7")
+
+
+@pytest.mark.parametrize(
+    ("work", "raised", "status", "error_tag"),
+    [
+        (lambda: None, None, "FINISHED", None),
+        (interrupt, KeyboardInterrupt, "KILLED", None),
+        (terminate, tracking.Terminated, "KILLED", None),
+        (fail, ValueError, "FAILED", "weights went sideways at iteration 7"),
+    ],
+    ids=["finished", "sigint", "sigterm", "exception"],
+)
+def test_a_run_is_closed_as_its_block_ends(store, work, raised, status, error_tag) -> None:
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    # Ctrl-C's KeyboardInterrupt even when the suite runs with SIGINT ignored (in the
+    # background, or under a mutation tool); SIGTERM as the entry points handle it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    tracking.raise_on_sigterm()
+    opened = []
+    try:
+        if raised is None:
+            with tracking.run(store, name="lifecycle") as run_id:
+                opened.append(run_id)
+                work()
+        else:
+            with pytest.raises(raised), tracking.run(store, name="lifecycle") as run_id:
+                opened.append(run_id)
+                work()
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+    run = store.client.get_run(opened[0])
+    assert run.info.status == status
+    assert run.data.tags.get("error") == error_tag
+
+
+def test_a_run_that_fails_before_its_work_is_failed_with_its_error(store) -> None:
+    run_id = tracking.record_failure(store, "refused", {"overrides": "train.alpha=-1"}, "bad")
+    run = store.client.get_run(run_id)
+    assert (run.info.status, run.data.tags["error"]) == ("FAILED", "bad")
+
+
+def test_the_served_model_scales_raw_pixels_as_the_pipeline_did(store, tmp_path: Path) -> None:
+    import mlflow.pyfunc
+
+    # The oracle: the network's labels for rows scaled by sklearn, from the raw pixels.
+    raw = load_digits().data[:300]
+    scaled = data.standardise(data.load_digits())
+    network = modern.init_network([64, 30, 10], "xavier", seed=4)
+    expected = modern.predict(network, scaled.X[:300])
+    assert not np.array_equal(expected, modern.predict(network, raw))  # scaling matters
+
+    model_file = tmp_path / "model.npz"
+    artifacts.write_model(model_file, network)
+    with tracking.run(store, name="served") as run_id:
+        tracking.log_model(store, run_id, model_file, scaled.mean, scaled.scale)
+    local = store.client.download_artifacts(run_id, "model", str(tmp_path))
+    model = mlflow.pyfunc.load_model(local)
+    frame = pd.DataFrame(raw, columns=[f"pixel_{i}" for i in range(64)])
+    np.testing.assert_array_equal(np.asarray(model.predict(frame)), expected)
