@@ -111,7 +111,7 @@ def splice(document: str, section: str) -> str:
          if i >= 0),
         default=len(document),
     )  # fmt: skip
-    return document[: start + 1] + section + "\n" + document[end:]
+    return document[: start + 1] + section.rstrip("\n") + "\n" + document[end:]
 
 
 def run_alone(letters: list[str], quick: bool, out: Path) -> None:
