@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # the full suite, about 9 minutes on 2 cores
     python benchmarks/run.py --quick    # tiny sizes, one or two repeats: a smoke test
+    python benchmarks/run.py --only h,i # rerun sections h and i alone, in place in --out
 
 BLAS runs on one thread throughout (threadpoolctl), except inside the joblib sweep,
 whose workers the project itself pins to one thread each. Nothing else should run on
@@ -18,8 +19,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import batched  # noqa: E402
 import kernel  # noqa: E402
 import pipeline_bench  # noqa: E402
+import recording  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 from timing import blas_description, machine, table  # noqa: E402
 
@@ -86,12 +89,54 @@ def targets_table(found: dict) -> str:
     return table(["ratio", "measured", "target", ""], cells)
 
 
+# Sections that can be rerun alone (--only) and spliced into the existing document.
+ALONE = {
+    "h": lambda quick: batched.section_batched(
+        kernel.Sizes.quick() if quick else kernel.Sizes.full()
+    ),
+    "i": lambda quick: recording.section_recording(
+        recording.BEFORE_REVISION, *((300, 1, 1) if quick else (10_000, 2, 3))
+    ),
+}
+
+
+def splice(document: str, section: str) -> str:
+    """``document`` with the section of the same letter ("### h.") replaced, or appended."""
+    heading = section.split(" ", 2)[1]
+    start = document.find(f"\n### {heading} ")
+    if start < 0:
+        return document.rstrip("\n") + "\n\n" + section + "\n"
+    end = min(
+        (i for i in (document.find("\n### ", start + 1), document.find("\n## ", start + 1))
+         if i >= 0),
+        default=len(document),
+    )  # fmt: skip
+    return document[: start + 1] + section.rstrip("\n") + "\n" + document[end:]
+
+
+def run_alone(letters: list[str], quick: bool, out: Path) -> None:
+    document = out.read_text() if out.is_file() else "# Benchmarks\n"
+    with threadpool_limits(limits=1, user_api="blas"):
+        for letter in letters:
+            print(f"{letter}: alone", flush=True)
+            document = splice(document, ALONE[letter](quick)[0])
+    out.write_text(document)
+    print(f"updated {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "benchmarks.md")
-    parser.add_argument("--skip-pipeline", action="store_true", help="sections a-d only")
+    parser.add_argument("--skip-pipeline", action="store_true", help="sections a-d, h only")
+    parser.add_argument("--only", help=f"comma-separated letters among {', '.join(ALONE)}")
     args = parser.parse_args()
+    if args.only:
+        letters = args.only.split(",")
+        if unknown := [x for x in letters if x not in ALONE]:
+            parser.error(f"--only: no section {', '.join(unknown)}; allowed: {', '.join(ALONE)}")
+        run_alone(letters, args.quick, args.out)
+        return
     sizes = kernel.Sizes.quick() if args.quick else kernel.Sizes.full()
     img_dir = args.out.parent / "img"
     started = time.perf_counter()
@@ -123,6 +168,13 @@ def main() -> None:
             sections.append(text)
         finally:
             clone.remove()
+    with threadpool_limits(limits=1, user_api="blas"):
+        print("h: batched", flush=True)
+        text, found["batched"] = batched.section_batched(sizes)
+        sections.append(text)
+        if not args.skip_pipeline:
+            print("i: recording", flush=True)
+            sections.append(ALONE["i"](args.quick)[0])
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
     info = machine()
     header = [

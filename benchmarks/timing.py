@@ -47,6 +47,26 @@ def measure(
     return Timing(samples)
 
 
+def measure_alternating(
+    works: dict[str, Callable[[], Any]],
+    *,
+    repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Timing]:
+    """Time each of ``works`` once per repeat, taking turns, after one warm-up round: on
+    a busy machine a drift in load then falls on all of them alike, so their ratio holds.
+    ``clock=time.process_time`` gives the CPU time of this process instead of wall time."""
+    for work in works.values():
+        work()
+    samples: dict[str, list[float]] = {name: [] for name in works}
+    for _ in range(repeats):
+        for name, work in works.items():
+            start = clock()
+            work()
+            samples[name].append(clock() - start)
+    return {name: Timing(values) for name, values in samples.items()}
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as info:

@@ -213,22 +213,25 @@ class Recorder:
 
     def cost_curves(self, cost: np.ndarray, classic_cost: np.ndarray) -> None:
         """The minimised cost as a full history; the classic figure as its final value
-        (its full curve is in cost.csv, and a second history would double the logging)."""
+        (its full curve is in cost.csv, and a second history would double the logging).
+        The history is logged asynchronously: the store inserts it while the run goes
+        on, and the run awaits it before it closes."""
         if self.enabled:
-            tracking.log_curve(self.store, self.run_id, "train_cost", cost)
+            tracking.log_curve(self.store, self.run_id, "train_cost", cost, wait=False)
             if len(classic_cost):
                 tracking.log_metrics(
                     self.store, self.run_id, {"final_classic_cost": float(classic_cost[-1])}
                 )
 
     def curve(self, key: str, values: np.ndarray | dict[int, float] | None) -> None:
-        """A metric history: an array (steps 1..N) or a mapping of step to value."""
+        """A metric history: an array (steps 1..N) or a mapping of step to value; logged
+        asynchronously, like the cost curve."""
         if not self.enabled or values is None or len(values) == 0:
             return
         if isinstance(values, dict):
-            tracking.log_points(self.store, self.run_id, key, values)
+            tracking.log_points(self.store, self.run_id, key, values, wait=False)
         else:
-            tracking.log_curve(self.store, self.run_id, key, values)
+            tracking.log_curve(self.store, self.run_id, key, values, wait=False)
 
     def files(self, paths: list[Path], folder: str | None = None) -> None:
         if self.enabled:

@@ -15,7 +15,7 @@ import signal
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,14 +26,13 @@ from digits_nn.errors import TrackingError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.utils.async_logging.run_operations import RunOperations
 
 log = logging.getLogger(__name__)
 
 # MLflow 3 may open a new experiment in its GenAI view; this tag asks for the classic
 # view of runs and metric charts.
 EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
-# MLflow's log_batch accepts at most 1000 metrics per call.
-BATCH_SIZE = 1000
 # What the served model imports (digits_nn.serving and digits_nn.inference): its
 # declared requirements, pinned to the versions installed here.
 SERVING_REQUIREMENTS = ("mlflow", "numpy", "pandas")
@@ -76,6 +75,9 @@ class Store:
     client: MlflowClient
     uri: str
     experiment_id: str
+    # Metric batches sent with MLflow's asynchronous logging and not yet awaited; run()
+    # awaits them before it closes the run, however the run ends.
+    pending: list[RunOperations] = field(default_factory=list)
 
 
 def open_store(config: TrackingConfig, root: Path | None = None) -> Store:
@@ -180,16 +182,39 @@ def run(
             client.set_tag(run_id, key, value)
     try:
         yield run_id
+        await_pending(store)
     except (KeyboardInterrupt, Terminated):
+        # Batches in flight land first: a closed run is complete, and the process may
+        # exit right after.
+        with contextlib.suppress(Exception):
+            await_pending(store)
         client.set_terminated(run_id, status="KILLED")
         raise
     except BaseException as error:
+        with contextlib.suppress(Exception):
+            await_pending(store)
         with contextlib.suppress(Exception):
             client.set_tag(run_id, "error", str(error)[:5000] or type(error).__name__)
         client.set_terminated(run_id, status="FAILED")
         raise
     else:
         client.set_terminated(run_id, status="FINISHED")
+
+
+def await_pending(store: Store) -> None:
+    """Wait for every asynchronous batch sent so far; any that failed fails the run."""
+    pending, store.pending = store.pending, []
+    failures = []
+    for operations in pending:
+        try:
+            operations.wait()
+        except Exception as error:
+            failures.append(str(error).strip().splitlines()[0][:300])
+    if failures:
+        raise TrackingError(
+            f"MLflow store {store.uri}: {len(failures)} metric batch(es) could not be"
+            f" logged ({failures[0]})."
+        )
 
 
 def record_failure(store: Store, name: str, tags: Mapping[str, str], error: str) -> str:
@@ -218,22 +243,37 @@ def log_metrics(store: Store, run_id: str, metrics: Mapping[str, float], step: i
     store.client.log_batch(run_id, metrics=batch)
 
 
-def log_curve(store: Store, run_id: str, key: str, values: np.ndarray, first_step: int = 1) -> None:
+def log_curve(
+    store: Store,
+    run_id: str,
+    key: str,
+    values: np.ndarray,
+    first_step: int = 1,
+    wait: bool = True,
+) -> None:
     """A metric history, one step per value, from ``first_step`` on."""
-    log_points(store, run_id, key, dict(enumerate(values, start=first_step)))
+    log_points(store, run_id, key, dict(enumerate(values.tolist(), start=first_step)), wait)
 
 
-def log_points(store: Store, run_id: str, key: str, points: Mapping[int, float]) -> None:
+def log_points(
+    store: Store, run_id: str, key: str, points: Mapping[int, float], wait: bool = True
+) -> None:
     """A metric history at chosen steps, e.g. the test accuracy every N iterations.
 
-    Sent in batches: one call per step would take tens of seconds for a 3000-point
-    curve, batches of 1000 (MLflow's limit) a few hundredths."""
+    One ``log_batch`` call: the client sends it in batches of at most 1000 metrics
+    (the store's limit); one call per step would take tens of seconds for a 3000-point
+    curve. With ``wait=False`` it goes through MLflow's asynchronous logging, so the
+    run's other work overlaps the store's inserts; :func:`run` awaits it before the run
+    closes.
+    """
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     batch = [Metric(key, float(value), now, step) for step, value in points.items()]
-    for start in range(0, len(batch), BATCH_SIZE):
-        store.client.log_batch(run_id, metrics=batch[start : start + BATCH_SIZE])
+    if wait:
+        store.client.log_batch(run_id, metrics=batch)
+    else:
+        store.pending.append(store.client.log_batch(run_id, metrics=batch, synchronous=False))
 
 
 def log_artifacts(
