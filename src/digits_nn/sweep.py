@@ -188,6 +188,12 @@ class SweepCallback(Callback):
             values = parent_metrics(rows, metric)
             values["duration_s"] = time.perf_counter() - self.started
             tracking.log_metrics(self.store, self.parent_run_id, values)
+            if rows and rows[0]["status"] == "FINISHED" and metric == "validation_accuracy":
+                version = register_best(self.store, rows[0])
+                log.info("registered %s version %s as @challenger", REGISTERED_MODEL, version)
+                client.set_tag(self.parent_run_id, "registered_version", version)
+            elif rows and rows[0]["status"] == "FINISHED":
+                log.info("no model registered: the ranking is by test accuracy (see summary)")
             if failed:
                 client.set_tag(self.parent_run_id, "error", _failure_line(failed))
             client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
@@ -218,6 +224,35 @@ class SweepCallback(Callback):
 
 
 PARENT_FILE = "parent_run.json"
+REGISTERED_MODEL, ALIAS = "digits-nn", "challenger"
+
+
+def register_best(store: tracking.Store, best: dict[str, Any]) -> str:
+    """Register the best job's model as a new version of ``digits-nn``, aliased
+    ``challenger``, carrying the run, its params, the data md5 and both accuracies.
+
+    Only for a sweep ranked on validation accuracy: a model chosen on the test rows
+    would come with an optimistic test accuracy.
+    """
+    client = store.client
+    run = client.get_run(best["run_id"])
+    if not client.search_registered_models(filter_string=f"name = '{REGISTERED_MODEL}'"):
+        client.create_registered_model(REGISTERED_MODEL)
+    tags = {f"param.{k}": str(v) for k, v in best["params"].items()}
+    tags |= {
+        "data_md5": run.data.tags.get("data_md5", ""),
+        "test_accuracy": f"{best['test_accuracy']:.6f}",
+        "validation_accuracy": f"{best['validation_accuracy']:.6f}",
+    }
+    version = client.create_model_version(
+        REGISTERED_MODEL,
+        source=f"{run.info.artifact_uri}/model",
+        run_id=run.info.run_id,
+        tags=tags,
+        description=f"Best of a sweep by validation accuracy: {' '.join(best['overrides'])}",
+    ).version
+    client.set_registered_model_alias(REGISTERED_MODEL, ALIAS, version)
+    return str(version)
 
 
 def open_parent_run(store: tracking.Store, config: DictConfig, name: str) -> str:
