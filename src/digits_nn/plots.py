@@ -69,6 +69,23 @@ HEATMAP_AXES = ("train.alpha", "model.hidden_size", "seed")
 MAX_PANELS = 16
 
 
+def heatmap_cells(
+    rows: list[dict], panel_keys: list[str], metric: str
+) -> dict[tuple[str, ...], dict[tuple[float, int], list[float]]]:
+    """panel -> (alpha, hidden_size) -> the scores of that cell, one per seed.
+
+    A panel is one value of every key in ``panel_keys`` (the swept keys other than the
+    axes and the seed; each row holds its own value of each, as the sweep gave it), so
+    a cell only ever gathers jobs that differ in their seed.
+    """
+    cells: dict[tuple[str, ...], dict[tuple[float, int], list[float]]] = {}
+    for row in rows:
+        panel = tuple(f"{k}={row.get(k, '')}" for k in panel_keys)
+        cell = (row["params"]["train.alpha"], row["params"]["model.hidden_size"])
+        cells.setdefault(panel, {}).setdefault(cell, []).append(row[metric])
+    return cells
+
+
 def save_sweep_heatmap(
     path: str | Path, rows: list[dict], panel_keys: list[str], metric: str = "test_accuracy"
 ) -> bool:
@@ -78,34 +95,25 @@ def save_sweep_heatmap(
     swept key gets panels of its own, so that no two settings are ever merged. Returns
     False, drawing nothing, when that would take more than ``MAX_PANELS`` panels.
     """
-
-    def panel_of(row: dict) -> tuple[str, ...]:
-        given = dict(o.partition("=")[::2] for o in row.get("overrides") or [])
-        return tuple(f"{k}={given.get(k, '')}" for k in panel_keys)
-
-    panels = sorted({panel_of(r) for r in rows})
-    if len(panels) > MAX_PANELS:
+    cells = heatmap_cells(rows, panel_keys, metric)
+    if len(cells) > MAX_PANELS:
         return False
     plt = pyplot()
     alphas = sorted({r["params"]["train.alpha"] for r in rows})
     hiddens = sorted({r["params"]["model.hidden_size"] for r in rows})
     fig, axes = plt.subplots(
         1,
-        len(panels),
-        figsize=(1.2 + 0.9 * len(hiddens) * len(panels) + 1.2, 1.5 + 0.55 * len(alphas)),
+        len(cells),
+        figsize=(1.2 + 0.9 * len(hiddens) * len(cells) + 1.2, 1.5 + 0.55 * len(alphas)),
         layout="constrained",
         squeeze=False,
     )
     image = None
-    for ax, panel in zip(axes[0], panels):
-        values: dict[tuple[int, int], list[float]] = {}
-        for r in rows:
-            if panel_of(r) == panel:
-                cell = (
-                    alphas.index(r["params"]["train.alpha"]),
-                    hiddens.index(r["params"]["model.hidden_size"]),
-                )
-                values.setdefault(cell, []).append(r[metric])
+    for ax, (panel, panel_cells) in zip(axes[0], sorted(cells.items())):
+        values = {
+            (alphas.index(alpha), hiddens.index(hidden)): scores
+            for (alpha, hidden), scores in panel_cells.items()
+        }
         grid = np.full((len(alphas), len(hiddens)), np.nan)
         for cell, scores in values.items():
             grid[cell] = np.mean(scores)
