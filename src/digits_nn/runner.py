@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 # it. Not the launching process's environment: joblib's workers are forked from a server
 # started before the parent run exists, and a SLURM or Ray worker never sees it.
 PARENT_RUN_ENV = "DIGITS_NN_PARENT_RUN_ID"
+SWEEP_JOB_TAG = "sweep_job"
 
 
 class Objective(float):
@@ -211,6 +212,8 @@ def _run(
             )
         else:
             result = _record_shared(cfg, shared, recorder, paths, params_file, scaled)
+        if in_sweep:
+            recorder.tag(SWEEP_JOB_TAG, job.key)  # which configuration, for a rerun
         evaluation = pipeline.evaluate_and_record(
             result.network,
             split,

@@ -25,7 +25,7 @@ import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from digits_nn import artifacts, config, plots, sweeper, tracking
+from digits_nn import artifacts, config, plots, runner, sweeper, tracking
 from digits_nn.errors import DigitsNNError
 from digits_nn.runner import PARENT_RUN_ENV
 
@@ -188,6 +188,7 @@ class SweepCallback(Callback):
             values = parent_metrics(rows, metric)
             values["duration_s"] = time.perf_counter() - self.started
             tracking.log_metrics(self.store, self.parent_run_id, values)
+            retire_superseded(self.store, self.parent_run_id, rows)
             if rows and rows[0]["status"] == "FINISHED" and metric == "validation_accuracy":
                 version = register_best(self.store, rows[0])
                 log.info("registered %s version %s as @challenger", REGISTERED_MODEL, version)
@@ -225,6 +226,31 @@ class SweepCallback(Callback):
 
 PARENT_FILE = "parent_run.json"
 REGISTERED_MODEL, ALIAS = "digits-nn", "challenger"
+
+
+def retire_superseded(
+    store: tracking.Store, parent_run_id: str, rows: list[dict[str, Any]]
+) -> None:
+    """Leave one FINISHED child run per configuration after a resumed sweep.
+
+    A job killed after its run finished but before its record was whole is rerun; its
+    earlier run is then superseded by the one its record names. It is tagged so and
+    deleted (MLflow's soft delete: ``mlflow gc`` or the UI can still restore it).
+    """
+    client = store.client
+    kept = {r["run_id"] for r in rows if r.get("run_id")}
+    keys = {r["key"] for r in rows}
+    children = client.search_runs(
+        [store.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'"
+        " and attributes.status = 'FINISHED'",
+        max_results=5000,
+    )
+    for child in children:
+        key = child.data.tags.get(runner.SWEEP_JOB_TAG)
+        if key in keys and child.info.run_id not in kept:
+            client.set_tag(child.info.run_id, "superseded", "rerun by a resumed sweep")
+            client.delete_run(child.info.run_id)
 
 
 def register_best(store: tracking.Store, best: dict[str, Any]) -> str:
