@@ -62,9 +62,9 @@ def test_joblib_multirun_logs_one_parent_four_children_and_a_summary(
     # The summary ranks every job by test accuracy.
     sweep_dir = Path(parent.data.tags["sweep_dir"])
     sweep_dir = sweep_dir if sweep_dir.is_absolute() else clone / sweep_dir
-    summary = (sweep_dir / "sweep_summary.csv").read_text().splitlines()
-    assert len(summary) == 1 + 4
-    accuracies = [float(line.split(",")[3]) for line in summary[1:]]
+    summary = summary_rows(sweep_dir)
+    assert len(summary) == 4
+    accuracies = [float(row["test_accuracy"]) for row in summary]
     assert accuracies == sorted(accuracies, reverse=True)
     expected = sorted(c.data.metrics["test_accuracy"] for c in children)
     assert sorted(accuracies) == pytest.approx(expected, abs=1e-12)
