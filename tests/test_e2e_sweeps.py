@@ -317,7 +317,8 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(clone: Path) -> None:
     assert 2 <= len(finished) < 6
 
     rerun = run(command, cwd=clone)
-    assert f"resuming: {len(finished)} of 6 configurations already finished" in rerun.stderr
+    said = rerun.stdout + rerun.stderr
+    assert f"resuming: {len(finished)} of 6 configurations already finished" in said
     rows = summary_rows(sweep_dir)
     assert sorted(row["job"] for row in rows) == sorted(
         path.parent.name for path in sweep_dir.glob("*/record.json")
@@ -334,8 +335,9 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(clone: Path) -> None:
 
     summary = (sweep_dir / "sweep_summary.csv").read_bytes()
     again = run(command, cwd=clone)
-    assert "resuming: 6 of 6 configurations already finished" in again.stderr
-    assert "training" not in again.stderr
+    said = again.stdout + again.stderr
+    assert "resuming: 6 of 6 configurations already finished" in said
+    assert "one training to" not in said and "training 64-" not in said
     assert (sweep_dir / "sweep_summary.csv").read_bytes() == summary
 
     # A record cut short is not trusted: that configuration trains again, and its earlier
@@ -343,7 +345,7 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(clone: Path) -> None:
     cut = sweep_dir / rows[0]["job"] / "record.json"
     cut.write_text(cut.read_text()[:40])
     third = run(command, cwd=clone)
-    assert "resuming: 5 of 6 configurations already finished" in third.stderr
+    assert "resuming: 5 of 6 configurations already finished" in third.stdout + third.stderr
     assert json.loads(cut.read_text())["status"] == "FINISHED"
     _, runs = runs_of(clone)
     finished_children = [
