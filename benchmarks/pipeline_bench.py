@@ -212,7 +212,7 @@ def _sweep(clone: Clone, launcher: list[str], seeds: int, out: Path) -> tuple[fl
     start = time.perf_counter()
     clone.run(command)
     wall = time.perf_counter() - start
-    durations = [json.loads(p.read_text())["duration_s"] for p in out.glob("*/result.json")]
+    durations = [json.loads(p.read_text())["duration_s"] for p in out.glob("*/record.json")]
     if len(durations) != seeds:
         raise RuntimeError(f"sweep {launcher} finished {len(durations)} of {seeds} jobs")
     return wall, durations
@@ -240,7 +240,7 @@ def section_sweep(clone: Clone, repeats: int, jobs: int) -> tuple[str, dict]:
     text = [
         f"### g. A {jobs}-job sweep (`-m seed=0..{jobs - 1}`, {clone.iterations} iterations"
         " each, tracking on, store already created)\n",
-        "*job s*: the median of the jobs' own durations (from their `result.json`: data,"
+        "*job s*: the median of the jobs' own durations (from their `record.json`: data,"
         " training, evaluation, files and logging). *overhead per job*: (wall - jobs × job s"
         " / workers) / jobs, i.e. process start-up, imports, Hydra and the sweep's parent"
         " run, shared out.\n",

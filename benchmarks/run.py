@@ -23,6 +23,7 @@ import batched  # noqa: E402
 import kernel  # noqa: E402
 import pipeline_bench  # noqa: E402
 import recording  # noqa: E402
+import sweep_bench  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 from timing import blas_description, machine, table  # noqa: E402
 
@@ -73,6 +74,10 @@ def targets_table(found: dict) -> str:
     if "sweep" in found:
         rows.append(
             ("basic / joblib(2) sweep time", found["sweep"]["joblib speedup"], ">= 1.7", "ge", 1.7)
+        )
+    if "grid" in found:
+        rows.append(
+            ("sweep=grid unshared / shared", found["grid"]["share speedup"], ">= 1.6", "ge", 1.6)
         )
     cells = []
     for name, value, target, sense, bound in rows:
@@ -166,6 +171,10 @@ def main() -> None:
             jobs = 2 if args.quick else 8
             text, found["sweep"] = pipeline_bench.section_sweep(clone, repeats, jobs)
             sections.append(text)
+            if not args.quick:
+                print("s: the grid, budgets shared or not", flush=True)
+                text, found["grid"] = sweep_bench.section_grid(clone)
+                sections.append(text)
         finally:
             clone.remove()
     with threadpool_limits(limits=1, user_api="blas"):
