@@ -9,8 +9,8 @@ error, and the sweep goes on (:mod:`digits_nn.sweep` reports the failures at the
 from __future__ import annotations
 
 import logging
-import os
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,9 @@ def _run(
     with pipeline.recording(
         store,
         cfg,
-        data_md5=provenance.split_md5(split),
+        # Named after the DVC stages' split.npz, which holds these rows for the same seed
+        # and test_size; the md5 (the datasets' digest) says whether it does.
+        run_data=pipeline.RunData(split, provenance.split_md5(split), cfg.paths.split),
         overrides=overrides,
         parent_run_id=parent_run_id,
     ) as recorder:
