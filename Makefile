@@ -4,11 +4,14 @@ VENV ?= .venv
 BIN := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/,)
 PYTHON := $(BIN)python
 PORT ?= 5000
+# The Debian packages the whole test suite needs, which `make test` installs when missing:
+# Chromium for the browser tests, SLURM and munge for the scale-out stack tests.
+DEBIAN_PACKAGES := chromium slurmctld slurmd slurm-client munge
 
-.PHONY: help setup repro test test-fast sweep ui bench params plots screenshots pictures
+.PHONY: help setup repro test debian-packages test-fast sweep ui bench params plots vega-page screenshots pictures
 
 help:  ## list the tasks
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 setup:  ## create .venv and install the project with its test and lint tools
 	python3 -m venv $(VENV)
@@ -18,8 +21,29 @@ setup:  ## create .venv and install the project with its test and lint tools
 repro:  ## run the DVC pipeline (only the stages whose inputs changed)
 	$(PYTHON) -m dvc repro
 
-test:  ## the whole test suite, slow end-to-end and browser tests included
-	$(PYTHON) -m pytest
+test: debian-packages $(VENV)/.test-installed  ## the whole suite, set-up included (CI runs this)
+	$(VENV)/bin/python -m pytest
+
+# .venv with the project and its test tools, reinstalled when pyproject.toml changes.
+$(VENV)/.test-installed: pyproject.toml
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+debian-packages:  ## install the Debian packages the tests need (DEBIAN_PACKAGES) if missing
+	@missing=$$(for package in $(DEBIAN_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q ' installed$$' \
+	        || echo $$package; \
+	done); \
+	missing=$$(echo $$missing); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null; then sudo=sudo; \
+	else echo "The tests need the Debian packages $$missing. As root: apt-get install $$missing" >&2; \
+	    exit 1; fi; \
+	echo "Installing the Debian packages the tests need: $$missing"; \
+	$$sudo apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
 
 test-fast:  ## the tests without the slow end-to-end ones
 	$(PYTHON) -m pytest -m 'not slow'
@@ -40,6 +64,9 @@ params:  ## regenerate params.yaml from conf/
 
 plots:  ## dvc_plots/index.html: the cost curve and confusion matrix, rendered offline
 	$(PYTHON) -m dvc plots show
+
+vega-page:  ## vendor/vega/dvc-plots.html: the plots template with the vega scripts inlined
+	$(PYTHON) vendor/vega/inline.py
 
 screenshots:  ## regenerate docs/img/mlflow-run.png, mlflow-runs.png and dvc-plots.png
 	DIGITS_NN_SCREENSHOTS=$(CURDIR)/docs/img $(PYTHON) -m pytest tests/test_browser.py

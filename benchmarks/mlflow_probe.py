@@ -60,7 +60,8 @@ def main() -> None:
     store = timed("mlflow: open store", lambda: pipeline.open_store(cfg))
     md5 = provenance.split_md5(split)
     start = time.perf_counter()
-    with pipeline.recording(store, cfg, data_md5=md5) as recorder:
+    run_data = pipeline.RunData(split, md5, cfg.paths.split)
+    with pipeline.recording(store, cfg, run_data=run_data) as recorder:
         timings["log: create run + tags"] = time.perf_counter() - start
         params_file = out / "params.yaml"
         params_file.write_text(yaml.safe_dump(config.to_dict(cfg)))

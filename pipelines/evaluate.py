@@ -14,9 +14,8 @@ def main(cfg: Config) -> None:
     store = pipeline.open_store(cfg)
     # The train stage tagged its run with the model's md5: evaluate that same run.
     run_id = store and tracking.find_run(store, "model_md5", provenance.md5(cfg.paths.model))
-    with pipeline.recording(
-        store, cfg, data_md5=provenance.md5(cfg.paths.split), run_id=run_id
-    ) as recorder:
+    run_data = pipeline.RunData(split, provenance.md5(cfg.paths.split), cfg.paths.split)
+    with pipeline.recording(store, cfg, run_data=run_data, run_id=run_id) as recorder:
         pipeline.evaluate_and_record(
             network,
             pipeline.fitted_split(split, cfg),  # train_accuracy on the rows trained on

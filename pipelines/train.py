@@ -13,7 +13,8 @@ def main(cfg: Config) -> None:
     onehot = artifacts.read_onehot(cfg.paths.onehot, split)
     scaling = artifacts.read_scaled(cfg.paths.scaled)  # travels with the MLflow model
     store = pipeline.open_store(cfg)
-    with pipeline.recording(store, cfg, data_md5=provenance.md5(cfg.paths.split)) as recorder:
+    run_data = pipeline.RunData(split, provenance.md5(cfg.paths.split), cfg.paths.split)
+    with pipeline.recording(store, cfg, run_data=run_data) as recorder:
         pipeline.train_and_record(
             cfg,
             split,

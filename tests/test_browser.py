@@ -1,10 +1,11 @@
 """Real browser tests: headless Chromium (Debian's `chromium`) driven by Playwright.
 
 - The MLflow dashboard, served by a real `mlflow server` over the store the pipeline just
-  filled, shows the run's name, its `train_cost` chart and its `test_accuracy`.
-- The `dvc plots show` page renders its plots with the network cut off, from the vega
-  scripts vendored in vendor/vega/ (see .dvc/config, plots.html_template).
-
+  filled, shows the run's name, its `train_cost` chart and its `test_accuracy`, and the
+  runs table shows the run's two datasets.
+- The `dvc plots show` page, written outside the repository, renders its plots with the
+  network cut off: its template (vendor/vega/dvc-plots.html, set in .dvc/config) has the
+  vendored vega scripts inlined.
 - `dvc plots diff` of two experiments draws both cost curves on one chart, offline too.
 
 The tests save screenshots (mlflow-run.png, mlflow-runs.png, dvc-plots.png) to the
@@ -142,8 +143,17 @@ def test_mlflow_run_page_shows_name_cost_chart_and_accuracy(
     page.wait_for_timeout(500)  # let the charts finish their transitions
     page.screenshot(path=screenshot_path("mlflow-run.png", tmp_path))
 
-    # The experiment's runs beside their metric charts.
+    # The runs table: the Dataset column names the run's train and test sets by their
+    # digest, the run's data_md5.
     runs_page = f"{url}/#/experiments/{experiment_id}/runs"
+    page.goto(f"{runs_page}?workflowType=machine_learning&compareRunsMode=TABLE")
+    digest = run.data.tags["data_md5"]
+    datasets = page.get_by_test_id("open-dataset-drawer")
+    datasets.filter(has_text=f"digits-train ({digest})").first.wait_for()
+    table = page.inner_text("body")
+    assert f"digits-test ({digest})" in table and "Training" in table and "Testing" in table
+
+    # The experiment's runs beside their metric charts.
     page.goto(f"{runs_page}?workflowType=machine_learning&compareRunsMode=CHART")
     page.get_by_role("link", name=RUN_NAME).first.wait_for()
     page.locator(".js-line").first.wait_for()
@@ -183,13 +193,15 @@ def open_offline(browser, page_path: Path):
     return page, requests, errors
 
 
-def test_dvc_plots_show_renders_offline(reproduced: Path, browser, tmp_path: Path) -> None:
-    shown = dvc("plots", "show", cwd=reproduced).stdout
-    index = reproduced / "dvc_plots" / "index.html"
+def test_dvc_plots_show_renders_offline_outside_the_repository(
+    reproduced: Path, browser, tmp_path: Path
+) -> None:
+    index = tmp_path / "elsewhere" / "index.html"
+    shown = dvc("plots", "show", "-o", str(index.parent), cwd=reproduced).stdout
     assert index.as_uri() in shown
     html = index.read_text()
-    assert "cdn.jsdelivr.net/npm/vega@5.20.2" not in html, "DVC's default CDN template was used"
-    assert '<script src="../vendor/vega/vega.min.js">' in html
+    assert "cdn.jsdelivr.net" not in html, "DVC's default CDN template was used"
+    assert "<script src=" not in html, "the page loads its scripts from files"
 
     page, requests, errors = open_offline(browser, index)
     page.locator("#Cost_curve.vega-embed .marks").first.wait_for()
@@ -201,7 +213,6 @@ def test_dvc_plots_show_renders_offline(reproduced: Path, browser, tmp_path: Pat
 
     assert requests.blocked == [], f"the page tried to reach the network: {requests.blocked}"
     assert errors == []
-    assert page.locator("#vega-missing").count() == 0
     # The cost curve: axes and labels, and the workspace's two curves in its colour.
     drawn, coloured = cost_curve
     assert drawn > 2000 and coloured > 300, f"cost curve looks empty: {cost_curve}"
@@ -209,24 +220,26 @@ def test_dvc_plots_show_renders_offline(reproduced: Path, browser, tmp_path: Pat
     page.context.close()
 
 
-def test_dvc_plots_page_is_blank_and_says_so_without_the_vendored_scripts(
-    reproduced: Path, browser
+def test_dvc_plots_page_is_blank_offline_with_dvcs_default_template(
+    reproduced: Path, browser, tmp_path: Path
 ) -> None:
-    """The check above can fail: without vendor/vega/ the page falls back to the CDN,
-    which is unreachable offline, so nothing renders and the page explains why."""
-    for script in (reproduced / "vendor" / "vega").glob("*.js"):
-        script.unlink()
-    dvc("plots", "show", cwd=reproduced)
+    """The check above can fail: DVC's own template loads vega from a CDN, which is
+    unreachable here, so nothing renders."""
+    dvc("config", "--unset", "plots.html_template", cwd=reproduced)
+    index = tmp_path / "elsewhere" / "index.html"
+    dvc("plots", "show", "-o", str(index.parent), cwd=reproduced)
 
-    page, requests, _ = open_offline(browser, reproduced / "dvc_plots" / "index.html")
-    page.locator("#vega-missing").wait_for()
+    page, requests, _ = open_offline(browser, index)
+    page.wait_for_timeout(1000)
     assert page.locator(".marks").count() == 0
-    assert requests.blocked, "the fallback should have asked the CDN"
+    assert requests.blocked, "DVC's template should have asked the CDN"
     assert all(url.startswith("https://cdn.jsdelivr.net/npm/vega") for url in requests.blocked)
     page.context.close()
 
 
-def test_dvc_plots_diff_overlays_two_experiments_offline(reproduced: Path, browser) -> None:
+def test_dvc_plots_diff_overlays_two_experiments_offline(
+    reproduced: Path, browser, tmp_path: Path
+) -> None:
     for name, alpha in [("fast", "1.0"), ("slow", "0.1")]:
         dvc(
             "exp",
@@ -239,11 +252,12 @@ def test_dvc_plots_diff_overlays_two_experiments_offline(reproduced: Path, brows
             "train.iterations=200",
             cwd=reproduced,
         )
-    dvc("plots", "diff", "fast", "slow", cwd=reproduced)
-    html = (reproduced / "dvc_plots" / "index.html").read_text()
+    index = tmp_path / "diff" / "index.html"
+    dvc("plots", "diff", "fast", "slow", "-o", str(index.parent), cwd=reproduced)
+    html = index.read_text()
     assert '"rev": "fast"' in html and '"rev": "slow"' in html
 
-    page, requests, errors = open_offline(browser, reproduced / "dvc_plots" / "index.html")
+    page, requests, errors = open_offline(browser, index)
     page.locator("#Cost_curve.vega-embed .marks").first.wait_for()
     page.wait_for_timeout(500)
     first = pixels(page, "#Cost_curve .marks", DVC_FIRST_COLOUR)

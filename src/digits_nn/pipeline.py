@@ -250,6 +250,17 @@ class Recorder:
             self.store.client.set_tag(self.run_id, key, value)
 
 
+@dataclass(frozen=True)
+class RunData:
+    """The rows a run trains and tests on, as its MLflow run records them: ``md5`` is the
+    ``data_md5`` tag and the datasets' digest (split.npz's md5, as in dvc.lock), and
+    ``source`` the DVC path of split.npz."""
+
+    split: data.Split
+    md5: str
+    source: str
+
+
 def open_store(cfg: Config) -> tracking.Store | None:
     """Open the store up front, so a broken one fails before any work starts."""
     return tracking.open_store(cfg.tracking) if cfg.tracking.enabled else None
@@ -260,16 +271,17 @@ def recording(
     store: tracking.Store | None,
     cfg: Config,
     *,
-    data_md5: str,
+    run_data: RunData,
     overrides: str | None = None,
     run_id: str | None = None,
     parent_run_id: str | None = None,
 ) -> Iterator[Recorder]:
-    """A :class:`Recorder` on a new run (or ``run_id`` reopened), closed however it ends."""
+    """A :class:`Recorder` on a new run (or ``run_id`` reopened), closed however it ends.
+    A new run records ``run_data`` as its tag and dataset inputs."""
     if store is None:
         yield Recorder()
         return
-    tags = run_tags(data_md5, overrides, parent_run_id) if run_id is None else {}
+    tags = run_tags(run_data.md5, overrides, parent_run_id) if run_id is None else {}
     with tracking.run(
         store,
         run_id=run_id,
@@ -277,6 +289,9 @@ def recording(
         description=tracking.describe(cfg),
         tags=tags,
     ) as active:
+        if run_id is None:
+            split, md5, source = run_data.split, run_data.md5, run_data.source
+            tracking.log_datasets(store, active, split, md5, source)
         yield Recorder(store, active)
 
 

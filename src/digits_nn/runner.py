@@ -201,7 +201,9 @@ def _run(
     with pipeline.recording(
         store,
         cfg,
-        data_md5=provenance.split_md5(split),
+        # Named after the DVC stages' split.npz, which holds these rows for the same seed
+        # and test_size; the md5 (the datasets' digest) says whether it does.
+        run_data=pipeline.RunData(split, provenance.split_md5(split), cfg.paths.split),
         overrides=overrides,
         parent_run_id=parent_run_id,
     ) as recorder:
