@@ -296,14 +296,31 @@ def train_and_record(
     accuracy_curve: dict[int, float] = {}
 
     def record_accuracy(iteration: int, network: Network) -> None:
-        predicted = modern.predict(network, split.X_test.astype(network.weights[0].dtype))
-        accuracy_curve[iteration] = float(np.mean(predicted == split.y_test))
+        accuracy_curve[iteration] = accuracy_on_test(network, split)
 
     try:
         result = fit(cfg, split, onehot, progress, record_accuracy if recorder.enabled else None)
     except TrainingDiverged as error:
         recorder.cost_curves(error.partial_cost, error.partial_classic_cost)
         raise
+    record_training(result, accuracy_curve, recorder, paths, scaling)
+    return result
+
+
+def accuracy_on_test(network: Network, split: data.Split) -> float:
+    """The accuracy on the test rows, in the network's own float type."""
+    predicted = modern.predict(network, split.X_test.astype(network.weights[0].dtype))
+    return float(np.mean(predicted == split.y_test))
+
+
+def record_training(
+    result: TrainingResult,
+    accuracy_curve: dict[int, float],
+    recorder: Recorder,
+    paths: PathsConfig,
+    scaling: data.Scaled,
+) -> None:
+    """Write the model and cost curve of a trained network, and log them."""
     files = save_training(paths, result)
     recorder.cost_curves(result.cost_curve, result.classic_cost_curve)
     recorder.curve("validation_cost", result.validation_cost_curve)
@@ -315,7 +332,6 @@ def train_and_record(
     recorder.tag("model_md5", provenance.md5(paths.model))
     recorder.files(files)
     recorder.model(Path(paths.model), scaling)
-    return result
 
 
 def evaluate_and_record(

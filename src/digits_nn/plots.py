@@ -64,50 +64,68 @@ def _save(fig, path: str | Path) -> None:
     pyplot().close(fig)
 
 
-def save_sweep_heatmap(path: str | Path, rows: list[dict]) -> None:
-    """Test accuracy over alpha x hidden_size, one panel per iterations value.
+# The heatmap's rows and columns, and the one swept key its cells may average over.
+HEATMAP_AXES = ("train.alpha", "model.hidden_size", "seed")
+MAX_PANELS = 16
 
-    A cell holds the mean over the jobs that share it (e.g. over seeds) and says how
-    many there were when more than one.
+
+def save_sweep_heatmap(
+    path: str | Path, rows: list[dict], panel_keys: list[str], metric: str = "test_accuracy"
+) -> bool:
+    """``metric`` over alpha x hidden_size, one panel per value of the other swept keys.
+
+    A cell averages only over seeds, and says how many when more than one: any other
+    swept key gets panels of its own, so that no two settings are ever merged. Returns
+    False, drawing nothing, when that would take more than ``MAX_PANELS`` panels.
     """
+
+    def panel_of(row: dict) -> tuple[str, ...]:
+        given = dict(o.partition("=")[::2] for o in row.get("overrides") or [])
+        return tuple(f"{k}={given.get(k, '')}" for k in panel_keys)
+
+    panels = sorted({panel_of(r) for r in rows})
+    if len(panels) > MAX_PANELS:
+        return False
     plt = pyplot()
-    alphas = sorted({r["train.alpha"] for r in rows})
-    hiddens = sorted({r["model.hidden_size"] for r in rows})
-    budgets = sorted({r["train.iterations"] for r in rows})
+    alphas = sorted({r["params"]["train.alpha"] for r in rows})
+    hiddens = sorted({r["params"]["model.hidden_size"] for r in rows})
     fig, axes = plt.subplots(
         1,
-        len(budgets),
-        figsize=(1.2 + 0.9 * len(hiddens) * len(budgets) + 1.2, 1.5 + 0.55 * len(alphas)),
+        len(panels),
+        figsize=(1.2 + 0.9 * len(hiddens) * len(panels) + 1.2, 1.5 + 0.55 * len(alphas)),
         layout="constrained",
         squeeze=False,
     )
     image = None
-    for ax, budget in zip(axes[0], budgets):
-        grid = np.full((len(alphas), len(hiddens)), np.nan)
-        counts = np.zeros_like(grid, dtype=int)
+    for ax, panel in zip(axes[0], panels):
+        values: dict[tuple[int, int], list[float]] = {}
         for r in rows:
-            if r["train.iterations"] == budget:
-                cell = alphas.index(r["train.alpha"]), hiddens.index(r["model.hidden_size"])
-                grid[cell] = np.nansum([grid[cell] * counts[cell], r["test_accuracy"]])
-                counts[cell] += 1
-                grid[cell] /= counts[cell]
+            if panel_of(r) == panel:
+                cell = (
+                    alphas.index(r["params"]["train.alpha"]),
+                    hiddens.index(r["params"]["model.hidden_size"]),
+                )
+                values.setdefault(cell, []).append(r[metric])
+        grid = np.full((len(alphas), len(hiddens)), np.nan)
+        for cell, scores in values.items():
+            grid[cell] = np.mean(scores)
         image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-        for (i, j), value in np.ndenumerate(grid):
-            if not np.isnan(value):
-                label = f"{value:.3f}" + (f"\n(n={counts[i, j]})" if counts[i, j] > 1 else "")
-                colour = "black" if value > 0.6 else "white"
-                ax.text(j, i, label, ha="center", va="center", fontsize=7, color=colour)
+        for (i, j), scores in values.items():
+            label = f"{grid[i, j]:.3f}" + (f"\n(n={len(scores)})" if len(scores) > 1 else "")
+            colour = "black" if grid[i, j] > 0.6 else "white"
+            ax.text(j, i, label, ha="center", va="center", fontsize=7, color=colour)
         ax.set(
             xticks=range(len(hiddens)),
             xticklabels=hiddens,
             yticks=range(len(alphas)),
             yticklabels=[f"{a:g}" for a in alphas],
             xlabel="model.hidden_size",
-            title=f"{budget} iterations",
+            title="\n".join(panel),
         )
     axes[0][0].set_ylabel("train.alpha")
-    fig.colorbar(image, ax=axes[0].tolist(), label="test accuracy", shrink=0.9)
+    fig.colorbar(image, ax=axes[0].tolist(), label=metric.replace("_", " "), shrink=0.9)
     _save(fig, path)
+    return True
 
 
 def save_cost_curves(path: str | Path, curves: dict[str, np.ndarray]) -> None:

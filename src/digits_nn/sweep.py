@@ -15,74 +15,132 @@ import csv
 import io
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from digits_nn import artifacts, config, plots, tracking
+from digits_nn import artifacts, config, plots, sweeper, tracking
 from digits_nn.errors import DigitsNNError
-from digits_nn.runner import PARENT_RUN_ENV, RESULT_FILE
+from digits_nn.runner import PARENT_RUN_ENV
 
 log = logging.getLogger(__name__)
 
-COLUMNS = [
+# The summary's columns before the swept keys, and after them.
+LEADING = [
     "rank",
     "job",
     "status",
     "test_accuracy",
     "validation_accuracy",
     "duration_s",
-    "train.alpha",
-    "train.iterations",
-    "model.hidden_size",
-    "seed",
-    "overrides",
-    "error",
+    "shared_training",
 ]
+TRAILING = ["overrides", "error"]
 
 
-def collect(sweep_dir: Path) -> list[dict[str, Any]]:
-    """Every job's result.json, ranked: best test accuracy first, failures last."""
-    rows = []
-    for result in sweep_dir.glob(f"*/{RESULT_FILE}"):
-        row = json.loads(result.read_text())
-        row["job"] = result.parent.name
-        rows.append(row)
-    rows.sort(key=lambda r: (r["status"] != "FINISHED", -(r.get("test_accuracy") or 0.0)))
-    for rank, row in enumerate(rows, start=1):
-        row["rank"] = rank
-    return rows
+def rank(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The jobs best first, failures last, and the accuracy they are ranked by.
+
+    When every finished job held out validation rows, the ranking is by validation
+    accuracy: the test rows then stay unseen by the choice, and the test accuracy is an
+    honest estimate. Otherwise it can only be by test accuracy (for exploring).
+    """
+    finished = [r for r in records if r["status"] == "FINISHED"]
+    validated = bool(finished) and all(r.get("validation_accuracy") is not None for r in finished)
+    metric = "validation_accuracy" if validated else "test_accuracy"
+    rows = [dict(r, job=r["key"]) for r in records]
+    rows.sort(key=lambda r: (r["status"] != "FINISHED", -(r.get(metric) or 0.0)))
+    for position, row in enumerate(rows, start=1):
+        row["rank"] = position
+        row |= swept_values(row)
+    return rows, metric
+
+
+def swept_values(row: dict[str, Any]) -> dict[str, str]:
+    """A job's overrides as key -> value, the values exactly as the sweep gave them."""
+    pairs = (o.partition("=") for o in row.get("overrides") or [])
+    return {key.lstrip("+~"): value for key, _, value in pairs}
+
+
+def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """Every key the sweep varies: the overrides whose value differs between jobs."""
+    values: dict[str, set[str]] = {}
+    for row in rows:
+        for key, value in swept_values(row).items():
+            values.setdefault(key, set()).add(value)
+    return sorted(
+        k for k, v in values.items() if len(v) > 1 or any(k not in swept_values(r) for r in rows)
+    )
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    return [*LEADING, *swept_keys(rows), *TRAILING]
+
+
+def parent_metrics(rows: list[dict[str, Any]], metric: str) -> dict[str, float]:
+    """The parent run's metrics, from the jobs' own records."""
+    finished = [r for r in rows if r["status"] == "FINISHED"]
+    values = {
+        "jobs": len(rows),
+        "failed_jobs": len(rows) - len(finished),
+        "best_test_accuracy": max((r["test_accuracy"] for r in finished), default=math.nan),
+    }
+    if metric == "validation_accuracy":
+        best = max(finished, key=lambda r: r[metric])
+        values["best_validation_accuracy"] = best[metric]
+        values["test_accuracy_of_best"] = best["test_accuracy"]
+    return values
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, columns(rows), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    for row in rows:
+        writer.writerow({**row, "overrides": " ".join(row.get("overrides") or [])})
     return buffer.getvalue()
 
 
-def to_markdown(rows: list[dict[str, Any]], title: str) -> str:
+def ranking_note(metric: str) -> str:
+    if metric == "validation_accuracy":
+        return (
+            "ranked by validation accuracy (rows held out of training); the test accuracy"
+            " played no part in the choice, so it is an honest estimate for the best job."
+        )
+    return (
+        "ranked by **test accuracy**: for exploration, not for choosing a model (choosing"
+        " on the test rows makes its accuracy optimistic). Hold out validation rows"
+        " (train.validation_size > 0, e.g. sweep=grid_validated) to choose a model."
+    )
+
+
+def to_markdown(rows: list[dict[str, Any]], title: str, metric: str, notes: list[str]) -> str:
     def cell(key: str, value: Any) -> str:
+        if isinstance(value, list):
+            value = " ".join(map(str, value))
         if isinstance(value, float):
             return f"{value:.4f}" if key.endswith("accuracy") else f"{value:g}"
         return "" if value is None else str(value).replace("|", "\\|")
 
     failed = [r for r in rows if r["status"] != "FINISHED"]
+    shown = columns(rows)
     lines = [
         f"# {title}",
         "",
         f"{len(rows)} jobs, {len(rows) - len(failed)} finished, {len(failed)} failed;"
-        " ranked by test accuracy.",
+        f" {ranking_note(metric)}",
+        *(f"\n{note}" for note in notes),
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
+        "| " + " | ".join(shown) + " |",
+        "|" + "---|" * len(shown),
     ]
-    lines += ["| " + " | ".join(cell(c, row.get(c)) for c in COLUMNS) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(c, row.get(c)) for c in shown) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -107,11 +165,7 @@ class SweepCallback(Callback):
         # by one process, or racing migrations corrupt it.
         self.store = tracking.open_store(tracking_cfg)
         name = sweep_name(config)
-        self.parent_run_id = self.store.client.create_run(
-            self.store.experiment_id,
-            run_name=name,
-            tags={"sweep_dir": str(config.hydra.sweep.dir), "mlflow.note.content": name},
-        ).info.run_id
+        self.parent_run_id = open_parent_run(self.store, config, name)
         tracking.log_params(self.store, self.parent_run_id, sweep_grid(config))
         send_to_jobs(config, self.parent_run_id)
         if parallel:
@@ -124,26 +178,22 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = collect(sweep_dir)
-        cost_file = _task_config(config).paths.cost
-        written = write_summary(sweep_dir, rows, sweep_name(config), cost_file)
+        rows, metric = rank(sweeper.sweep_records(sweep_dir))
+        name = sweep_name(config)
+        written = write_summary(sweep_dir, rows, name, metric)
         failed = [r for r in rows if r["status"] != "FINISHED"]
         if self.store is not None and self.parent_run_id is not None:
             client = self.store.client
             tracking.log_artifacts(self.store, self.parent_run_id, written)
-            tracking.log_metrics(
-                self.store,
-                self.parent_run_id,
-                {
-                    "jobs": len(rows),
-                    "failed_jobs": len(failed),
-                    "best_test_accuracy": max(
-                        (r["test_accuracy"] for r in rows if r["status"] == "FINISHED"),
-                        default=float("nan"),
-                    ),
-                    "duration_s": time.perf_counter() - self.started,
-                },
-            )
+            values = parent_metrics(rows, metric)
+            values["duration_s"] = time.perf_counter() - self.started
+            tracking.log_metrics(self.store, self.parent_run_id, values)
+            if rows and rows[0]["status"] == "FINISHED" and metric == "validation_accuracy":
+                version = register_best(self.store, rows[0])
+                log.info("registered %s version %s as @challenger", REGISTERED_MODEL, version)
+                client.set_tag(self.parent_run_id, "registered_version", version)
+            elif rows and rows[0]["status"] == "FINISHED":
+                log.info("no model registered: the ranking is by test accuracy (see summary)")
             if failed:
                 client.set_tag(self.parent_run_id, "error", _failure_line(failed))
             client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
@@ -151,12 +201,7 @@ class SweepCallback(Callback):
             self.parent_run_id = None
         log.info("sweep summary: %s", sweep_dir / "sweep_summary.md")
         for row in rows[:5]:
-            log.info(
-                "  #%s %s  test_accuracy=%s",
-                row["rank"],
-                row["overrides"],
-                row.get("test_accuracy"),
-            )
+            log.info("  #%s %s  %s=%s", row["rank"], row["job"], metric, row.get(metric))
         if failed:
             log.error("%s", _failure_line(failed))
             sys.exit(1)
@@ -178,6 +223,71 @@ class SweepCallback(Callback):
         self.parent_run_id = None
 
 
+PARENT_FILE = "parent_run.json"
+REGISTERED_MODEL, ALIAS = "digits-nn", "challenger"
+
+
+def register_best(store: tracking.Store, best: dict[str, Any]) -> str:
+    """Register the best job's model as a new version of ``digits-nn``, aliased
+    ``challenger``, carrying the run, its params, the data md5 and both accuracies.
+
+    Only for a sweep ranked on validation accuracy: a model chosen on the test rows
+    would come with an optimistic test accuracy.
+    """
+    client = store.client
+    run = client.get_run(best["run_id"])
+    if not client.search_registered_models(filter_string=f"name = '{REGISTERED_MODEL}'"):
+        client.create_registered_model(REGISTERED_MODEL)
+    tags = {f"param.{k}": str(v) for k, v in best["params"].items()}
+    tags |= {
+        "data_md5": run.data.tags.get("data_md5", ""),
+        "test_accuracy": f"{best['test_accuracy']:.6f}",
+        "validation_accuracy": f"{best['validation_accuracy']:.6f}",
+    }
+    version = client.create_model_version(
+        REGISTERED_MODEL,
+        source=f"{run.info.artifact_uri}/model",
+        run_id=run.info.run_id,
+        tags=tags,
+        description=f"Best of a sweep by validation accuracy: {' '.join(best['overrides'])}",
+    ).version
+    client.set_registered_model_alias(REGISTERED_MODEL, ALIAS, version)
+    return str(version)
+
+
+def open_parent_run(store: tracking.Store, config: DictConfig, name: str) -> str:
+    """The sweep's parent run: the one an earlier, interrupted run of this same sweep
+    (same command, same ``hydra.sweep.dir``) opened, reopened; otherwise a new one.
+
+    The sweep directory keeps the run's id alone (never the store's URI, which may hold
+    credentials), with what identifies the sweep: its grid and its fixed overrides.
+    """
+    sweep_dir = Path(config.hydra.sweep.dir)
+    identity = sweep_identity(config)
+    try:
+        kept = json.loads((sweep_dir / PARENT_FILE).read_text())
+        run = store.client.get_run(kept["run_id"])
+        if kept["sweep"] == identity and run.info.experiment_id == store.experiment_id:
+            store.client.update_run(run.info.run_id, status="RUNNING")
+            log.info("resuming the sweep's parent MLflow run %s", run.info.run_id)
+            return run.info.run_id
+    except Exception:  # no file, another sweep's, or a run the store no longer has
+        pass
+    run_id = store.client.create_run(
+        store.experiment_id,
+        run_name=name,
+        tags={"sweep_dir": str(sweep_dir), "mlflow.note.content": name},
+    ).info.run_id
+    artifacts.write_json(sweep_dir / PARENT_FILE, {"run_id": run_id, "sweep": identity})
+    return run_id
+
+
+def sweep_identity(config: DictConfig) -> list[str]:
+    """What makes two runs of a sweep the same sweep: its grid and its overrides."""
+    grid = [f"{k}={v}" for k, v in sorted(sweep_grid(config).items())]
+    return grid + sorted(OmegaConf.select(config, "hydra.overrides.task", default=[]))
+
+
 def send_to_jobs(config: DictConfig, parent_run_id: str) -> None:
     """Make the parent run's id travel with every job, on any launcher.
 
@@ -188,9 +298,7 @@ def send_to_jobs(config: DictConfig, parent_run_id: str) -> None:
     carry credentials), and as a Hydra override it stays out of the job's own overrides.
     """
     with open_dict(config), read_write(config):
-        config.hydra.overrides.hydra.append(
-            f"++hydra.job.env_set.{PARENT_RUN_ENV}={parent_run_id}"
-        )
+        config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{PARENT_RUN_ENV}={parent_run_id}")
 
 
 # What a job imports, loaded once by the fork server instead of by every worker.
@@ -234,44 +342,48 @@ def start_fork_server(tracking_enabled: bool) -> None:
 
 
 def write_summary(
-    sweep_dir: Path, rows: list[dict[str, Any]], name: str, cost_file: str
+    sweep_dir: Path, rows: list[dict[str, Any]], name: str, metric: str
 ) -> list[Path]:
-    """The summary files of a sweep, in its directory: CSV, markdown and two PNGs."""
-    files = [sweep_dir / "sweep_summary.csv", sweep_dir / "sweep_summary.md"]
-    artifacts.write_bytes(files[0], to_csv(rows).encode())
-    artifacts.write_bytes(files[1], to_markdown(rows, name.capitalize()).encode())
+    """The summary files of a sweep, in its directory: CSV, markdown and two PNGs, all
+    drawn from the jobs' records (a job's own folder may be on another machine)."""
     finished = [r for r in rows if r["status"] == "FINISHED"]
-    validated = [r for r in finished if r.get("validation_accuracy") is not None]
-    if validated:
-        best = max(validated, key=lambda r: r["validation_accuracy"])
+    files = [sweep_dir / "sweep_summary.csv", sweep_dir / "sweep_summary.md"]
+    notes = []
+    if finished and metric == "validation_accuracy":
         files.append(sweep_dir / "best_experiment.yaml")
-        artifacts.write_bytes(files[-1], best_experiment(sweep_dir, best, name).encode())
+        artifacts.write_bytes(files[-1], best_experiment(rows[0], name).encode())
     if finished:
-        files.append(sweep_dir / "sweep_heatmap.png")
-        plots.save_sweep_heatmap(files[-1], finished)
-        curves = {}
-        for row in finished:
-            cost, _ = artifacts.read_cost_curve(sweep_dir / row["job"] / cost_file)
-            curves[row["overrides"] or row["job"]] = cost
+        heatmap = sweep_dir / "sweep_heatmap.png"
+        panels = [k for k in swept_keys(rows) if k not in plots.HEATMAP_AXES]
+        drawn = plots.save_sweep_heatmap(heatmap, finished, panels, metric)
+        if drawn:
+            files.append(heatmap)
+        else:
+            notes.append(f"No heatmap: one panel per value of {', '.join(panels)} is too many.")
+        curves = {r["job"]: np.asarray(r["cost"]) for r in finished if r.get("cost")}
         files.append(sweep_dir / "sweep_cost_curves.png")
         plots.save_cost_curves(files[-1], curves)
+    artifacts.write_bytes(files[0], to_csv(rows).encode())
+    artifacts.write_bytes(files[1], to_markdown(rows, name.capitalize(), metric, notes).encode())
     return files
 
 
-def best_experiment(sweep_dir: Path, best: dict[str, Any], name: str) -> str:
+def best_experiment(best: dict[str, Any], name: str) -> str:
     """The best job by *validation* accuracy as a ready-to-run experiment preset: its
-    whole composed model, train and data sections, taken from the job's params.yaml."""
-    composed = OmegaConf.load(sweep_dir / best["job"] / "params.yaml")
-    preset = OmegaConf.masked_copy(composed, ["data", "model", "train"])
+    whole composed model, train and data sections, from the job's record."""
+    composed = OmegaConf.create({})
+    for key, value in best["params"].items():
+        if key.split(".")[0] in ("data", "model", "train"):
+            OmegaConf.update(composed, key, value)
     header = [
         "# @package _global_",
         f"# Best job of {name}: validation accuracy {best['validation_accuracy']:.4f},"
         f" test accuracy {best['test_accuracy']:.4f}.",
-        f"# Job {best['job']}: {best['overrides']}",
+        f"# Job {best['job']}: {' '.join(best['overrides'])}",
         "# Run it: cp this file conf/experiment/best.yaml &&"
         " python pipelines/run.py experiment=best",
     ]
-    return "\n".join(header) + "\n" + OmegaConf.to_yaml(preset)
+    return "\n".join(header) + "\n" + OmegaConf.to_yaml(composed)
 
 
 def sweep_name(config: DictConfig) -> str:
@@ -307,5 +419,5 @@ def _task_config(config_with_hydra: DictConfig) -> config.Config:
 
 
 def _failure_line(failed: list[dict[str, Any]]) -> str:
-    names = "; ".join(f"job {r['job']} ({r['overrides']}): {r.get('error')}" for r in failed)
+    names = "; ".join(f"job {' '.join(r['overrides'])}: {r.get('error')}" for r in failed)
     return f"{len(failed)} job(s) failed: {names}"

@@ -1,0 +1,121 @@
+"""Shared iteration budgets: one training to the largest budget stands for every smaller one.
+
+Iteration ``n`` of a training does not depend on how many iterations come after it, so
+the network after ``n`` iterations of a 10000-iteration run *is* the network a
+standalone ``n``-iteration run ends with, bit for bit, and its cost curve is the first
+``n`` points. :func:`train_to_largest` trains once and keeps, at each smaller budget, a
+copy of the weights and everything a standalone run would report; each budget is then
+recorded as its own run exactly as a standalone one would be.
+
+Early stopping (``train.patience``) is the exception: a standalone run validates and
+restores its best weights at its own end, which the longer run does not do at ``n``.
+Such configurations are not shared (:func:`can_share`); each budget trains apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from digits_nn import data, modern, pipeline
+from digits_nn.config import Config
+from digits_nn.errors import TrainingDiverged
+from digits_nn.network import Network
+from digits_nn.train import TrainingResult, is_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def can_share(cfg: Config) -> bool:
+    """Whether budget ``n`` of this configuration is the prefix of a longer training."""
+    return cfg.train.patience is None
+
+
+@dataclass
+class SharedTraining:
+    """One training to the largest budget, read at every budget."""
+
+    largest: int
+    results: dict[int, TrainingResult]  # budget -> what a standalone run of it returns
+    accuracy: dict[int, float]  # test accuracy at every checkpoint of any budget
+    every: int  # tracking.accuracy_every
+    diverged: TrainingDiverged | None = None
+
+    def result(self, budget: int) -> TrainingResult:
+        """The standalone result of ``budget``; raises as that run would if it diverged."""
+        if budget not in self.results:
+            assert self.diverged is not None
+            raise self.diverged
+        return self.results[budget]
+
+    def accuracy_curve(self, budget: int) -> dict[int, float]:
+        """The test-accuracy points a standalone run of ``budget`` records."""
+        return {
+            i: value
+            for i, value in self.accuracy.items()
+            if i <= budget and is_checkpoint(i, self.every, budget)
+        }
+
+
+def train_to_largest(
+    cfg: Config, split: data.Split, onehot: data.OneHot, budgets: list[int], track: bool
+) -> SharedTraining:
+    """Train ``cfg`` (whose ``train.iterations`` is the largest budget) once, keeping the
+    network at every smaller budget. ``track``: also measure the test-accuracy curve."""
+    every = cfg.tracking.accuracy_every
+    largest = cfg.train.iterations
+    smaller = sorted(b for b in budgets if b < largest)
+    snapshots: dict[int, Network] = {}
+    accuracy: dict[int, float] = {}
+
+    def at_each_iteration(iteration: int, network: Network) -> None:
+        if track and any(is_checkpoint(iteration, every, b) for b in [*smaller, largest]):
+            accuracy[iteration] = pipeline.accuracy_on_test(network, split)
+        if iteration in smaller:
+            snapshots[iteration] = modern._copy(network)
+
+    # The hook runs after every iteration; fit hands it the network as it is then.
+    each_iteration = dataclasses.replace(
+        cfg, tracking=dataclasses.replace(cfg.tracking, accuracy_every=1)
+    )
+    shared = SharedTraining(largest, {}, accuracy, every)
+    try:
+        full = pipeline.fit(each_iteration, split, onehot, False, at_each_iteration)
+    except TrainingDiverged as error:
+        full, shared.diverged = None, error
+        cost, classic, validation = error.partial_cost, error.partial_classic_cost, None
+    else:
+        shared.results[largest] = full
+        cost, classic = full.cost_curve, full.classic_cost_curve
+        validation = full.validation_cost_curve
+    rows = _validation_rows(cfg, split, onehot)
+    for budget, network in snapshots.items():
+        shared.results[budget] = TrainingResult(
+            network,
+            cost[:budget].copy(),
+            classic[:budget].copy(),
+            None if validation is None else validation[:budget].copy(),
+            None if full is None or full.best_iteration is None else budget,
+            None if rows is None else _accuracy(network, rows),
+        )
+    return shared
+
+
+def _validation_rows(
+    cfg: Config, split: data.Split, onehot: data.OneHot
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The validation rows exactly as the training carved them (seeded), if any."""
+    if cfg.train.validation_size == 0.0:
+        return None
+    dtype = cfg.train.dtype
+    X, Y = split.X_train.astype(dtype, copy=False), onehot.Y_train.astype(dtype, copy=False)
+    _, _, rows = pipeline.carve_validation(X, Y, cfg.train.validation_size, cfg.seed)
+    return rows
+
+
+def _accuracy(network: Network, rows: tuple[np.ndarray, np.ndarray]) -> float:
+    X, Y = rows
+    return float(np.mean(modern.predict(network, X) == Y.argmax(1)))

@@ -1,0 +1,69 @@
+"""The project's grid sweeper: Hydra's BasicSweeper, which also keeps each job's record.
+
+Hydra instantiates sweepers only from the ``hydra_plugins`` package, hence this module;
+what it does is in :mod:`digits_nn.sweeper`. Selected by default in ``conf/config.yaml``
+(``hydra/sweeper: digits``). Beyond the BasicSweeper it:
+
+- writes each job's records, sent back through the launcher's return values, into the
+  sweep directory of the launching process (every launcher pickles them back);
+- trains the configurations that differ only in ``train.iterations`` as one job, to the
+  largest budget (``hydra.sweeper.share_budgets=false`` turns that off);
+- on a rerun into the same ``hydra.sweep.dir``, skips the configurations whose record
+  says FINISHED;
+- never lets a job's exception stop the sweep: it becomes that job's FAILED record,
+  and the sweep callback still writes the summary.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class GridSweeper(BasicSweeper):
+    def __init__(
+        self,
+        max_batch_size: int | None = None,
+        params: dict[str, str] | None = None,
+        share_budgets: bool = True,
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.share_budgets = share_budgets
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from digits_nn import sweeper
+
+        assert self.config is not None and self.launcher is not None
+        assert self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        parsed = parser.parse_overrides([*self._parse_config(), *arguments])
+        jobs = [list(job) for job in self.split_arguments(parsed, None)[0]]
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+        keys = [sweeper.job_key(job) for job in jobs]
+        sweeper.write_jobs(sweep_dir, keys)
+        done = {k for k in keys if sweeper.is_finished(sweeper.read_record(sweep_dir, k))}
+        if done:
+            log.info("resuming: %d of %d configurations already finished", len(done), len(keys))
+        launches = sweeper.plan(jobs, done, self.share_budgets)
+        batch_size = self.max_batch_size or max(len(launches), 1)
+        returns = []
+        for start in range(0, len(launches), batch_size):
+            chunk = launches[start : start + batch_size]
+            batch = [launch.overrides for launch in chunk]
+            self.validate_batch_is_legal(batch)
+            results = self.launcher.launch(batch, initial_job_idx=start)
+            for launch, result in zip(chunk, results):
+                for record in sweeper.records_of(result, launch.members):
+                    sweeper.write_record(sweep_dir, record)
+            returns.append(results)
+        return returns
