@@ -98,3 +98,14 @@ def test_a_dead_server_fails_a_logging_call_within_the_budget(
         client.get_experiment_by_name("digits-nn")
     assert time.monotonic() - started < tracking.worst_case_http_wait()
     assert tracking.worst_case_http_wait() <= 60
+
+
+def test_a_store_survives_pickling_as_a_launcher_ships_it_to_its_jobs(tmp_path: Path) -> None:
+    """submitit and Ray pickle the sweep callback, store included, for every job."""
+    import pickle
+
+    store = tracking.open_store(
+        config.TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlflow.db'}"), root=tmp_path
+    )
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.client.get_experiment(store.experiment_id).name == "digits-nn"

@@ -131,6 +131,10 @@ class RedactingClient:
         self._client = client
 
     def __getattr__(self, name: str) -> Any:
+        # Only called for what this class lacks; "_client" itself is missing while an
+        # unpickled copy is being rebuilt (a launcher ships the callback to its jobs).
+        if name == "_client":
+            raise AttributeError(name)
         return getattr(self._client, name)
 
     def create_run(
