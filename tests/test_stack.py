@@ -121,7 +121,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if up.returncode != 0:
         run_in(repo, [sys.executable, "-m", "digits_nn.stack", "down"], check=False)
         pytest.fail(
-            f"stack up failed (needs .[server,slurm] and Debian's postgresql, slurm, munge):\n{up.stderr}"
+            "stack up failed (it needs .[server,slurm] and Debian's postgresql, slurm and"
+            f" munge):\n{up.stderr}"
         )
     print(f"stack up in {time.monotonic() - started:.1f} s")
     env = parse_exports(run_in(repo, [sys.executable, "-m", "digits_nn.stack", "env"]).stdout)

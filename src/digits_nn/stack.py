@@ -729,9 +729,8 @@ def main(argv: list[str] | None = None) -> int:
             found = status(layout)
             for name, entry in found.items():
                 state = "running" if entry["running"] else "stopped"
-                print(
-                    f"{name:10} {state:8} pid {entry.get('pid') or '-':<8} port {entry.get('port', '-')}"
-                )
+                pid, port = entry.get("pid") or "-", entry.get("port", "-")
+                print(f"{name:10} {state:8} pid {pid:<8} port {port}")
             if not found:
                 print("nothing: the stack was never started here")
         else:
