@@ -151,10 +151,10 @@ def save_state(layout: Layout, state: dict) -> None:
 # ---- processes and ports --------------------------------------------------------------
 
 
-def free_port() -> int:
+def free_port(lowest: int = 1024) -> int:
     import port_for
 
-    return int(port_for.select_random())
+    return int(port_for.select_random(ports=set(range(lowest, 32768))))
 
 
 def alive(pid: int | None) -> bool:
@@ -179,9 +179,14 @@ def port_open(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
-def wait_for(what: str, ready: Callable[[], bool], timeout: float, logfile: Path) -> None:
+def wait_for(
+    what: str, ready: Callable[[], bool], timeout: float, logfile: Path, pid: int | None = None
+) -> None:
+    """Poll ``ready`` until it holds; fail at once if the daemon ``pid`` has died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if pid is not None and not alive(pid):
+            raise StackError(f"{what} exited at start; see {logfile}")
         with contextlib.suppress(Exception):
             if ready():
                 return
@@ -424,7 +429,13 @@ def start_mlflow(layout: Layout, state: dict, secret: dict[str, str]) -> None:
     ]
     entry.update(port=port, pid=spawn(cmd, layout.log("mlflow"), env))
     uri = f"http://{HOST}:{port}"
-    wait_for("the MLflow server", lambda: _get(f"{uri}/health") == 200, 90, layout.log("mlflow"))
+    wait_for(
+        "the MLflow server",
+        lambda: _get(f"{uri}/health") == 200,
+        120,
+        layout.log("mlflow"),
+        entry["pid"],
+    )
     ensure_user(uri, secret)
 
 
@@ -623,7 +634,8 @@ def start_ray(layout: Layout, state: dict, mlflow_env: dict[str, str]) -> None:
     if ray is None:
         raise StackError("Ray is not installed: pip install -e '.[ray]'")
     layout.ray.mkdir(parents=True, exist_ok=True)
-    port = entry.get("port") or free_port()
+    # Above the ports Ray gives its workers (10002-19999).
+    port = entry.get("port") or free_port(lowest=20000)
     cmd = [
         ray,
         "start",
@@ -636,8 +648,12 @@ def start_ray(layout: Layout, state: dict, mlflow_env: dict[str, str]) -> None:
         "--disable-usage-stats",
         f"--temp-dir={layout.ray}",
     ]
-    entry.update(port=port, pid=spawn(cmd, layout.log("ray"), {**RAY_ENV, **mlflow_env}))
-    wait_for("the Ray head", lambda: port_open(port), 60, layout.log("ray"))
+    token = layout.ray / "auth_token"
+    if not token.is_file():
+        write_private(token, secrets.token_hex(32))
+    env = {**RAY_ENV, "RAY_AUTH_TOKEN_PATH": str(token), **mlflow_env}
+    entry.update(port=port, pid=spawn(cmd, layout.log("ray"), env))
+    wait_for("the Ray head", lambda: port_open(port), 90, layout.log("ray"), entry["pid"])
 
 
 # ---- the commands ---------------------------------------------------------------------
@@ -702,6 +718,7 @@ def env_lines(layout: Layout) -> list[str]:
     values["SLURM_CONF"] = str(layout.slurm_conf)
     if alive(state.get("ray", {}).get("pid")):
         values["RAY_ADDRESS"] = f"{HOST}:{state['ray']['port']}"
+        values["RAY_AUTH_TOKEN_PATH"] = str(layout.ray / "auth_token")
         values |= RAY_ENV
     return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
 
