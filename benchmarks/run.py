@@ -86,12 +86,36 @@ def targets_table(found: dict) -> str:
     return table(["ratio", "measured", "target", ""], cells)
 
 
+def run_scale_out(args: argparse.Namespace) -> None:
+    """Section h-i alone (about 15 minutes), written into the existing document."""
+    import scale_out
+
+    sizes = kernel.Sizes.quick() if args.quick else kernel.Sizes.full()
+    clone = pipeline_bench.Clone(iterations=sizes.accuracy_iterations)
+    try:
+        text, _ = scale_out.section(clone, args.quick)
+    finally:
+        clone.remove()
+    document = args.out.read_text() if args.out.is_file() else "# Benchmarks\n"
+    args.out.write_text(scale_out.replace_section(document, text))
+    print(f"wrote the scale-out section of {args.out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "benchmarks.md")
     parser.add_argument("--skip-pipeline", action="store_true", help="sections a-d only")
+    parser.add_argument(
+        "--only",
+        choices=["scale-out"],
+        help="run one section alone and replace it in --out (scale-out: needs the extras"
+        " slurm, ray, server and root for the local stack)",
+    )
     args = parser.parse_args()
+    if args.only == "scale-out":
+        run_scale_out(args)
+        return
     sizes = kernel.Sizes.quick() if args.quick else kernel.Sizes.full()
     img_dir = args.out.parent / "img"
     started = time.perf_counter()

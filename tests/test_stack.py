@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -343,7 +344,7 @@ def test_server_stopped_mid_sweep_fails_running_jobs_quickly_and_keeps_what_was_
     sweep_dir = stack.repo / "multirun" / "server-down"
     command = [
         sys.executable, "pipelines/run.py", "-m", "hydra/launcher=submitit_slurm",
-        "seed=0,1", "train.iterations=30000", f"hydra.sweep.dir={sweep_dir}",
+        "seed=0,1", "train.iterations=10000", f"hydra.sweep.dir={sweep_dir}",
     ]  # fmt: skip
     sweep = subprocess.Popen(
         command, cwd=stack.repo, env=project_env(**stack.env), text=True,
@@ -390,6 +391,47 @@ def test_server_stopped_mid_sweep_fails_running_jobs_quickly_and_keeps_what_was_
         "-m", "hydra/launcher=submitit_slurm", "seed=0", f"hydra.sweep.dir={sweep_dir}-again"
     )
     assert again.returncode == 0
+
+
+def wait_for_running_children(stack: Stack, sweep_dir: Path, count: int) -> tuple[Any, list]:
+    deadline = time.monotonic() + 300
+    parent, running = None, []
+    while time.monotonic() < deadline and len(running) < count:
+        time.sleep(2)
+        with contextlib.suppress(Exception):
+            parent = parent_of_sweep(stack, sweep_dir)
+            running = [r for r in runs_of(stack, parent.info.run_id) if r.info.status == "RUNNING"]
+    assert len(running) == count, "the jobs never started"
+    return parent, running
+
+
+def test_a_job_cancelled_by_slurm_ends_killed_and_the_sweep_names_it(stack: Stack) -> None:
+    sweep_dir = stack.repo / "multirun" / "scancel"
+    command = [
+        sys.executable, "pipelines/run.py", "-m", "hydra/launcher=submitit_slurm",
+        "seed=0,1", "train.iterations=10000", f"hydra.sweep.dir={sweep_dir}",
+    ]  # fmt: skip
+    sweep = subprocess.Popen(
+        command, cwd=stack.repo, env=project_env(**stack.env), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        parent, _ = wait_for_running_children(stack, sweep_dir, 2)
+        slurm = {"SLURM_CONF": stack.env["SLURM_CONF"]}
+        jobs = run_in(stack.repo, ["squeue", "-h", "-o", "%i"], env=slurm).stdout.split()
+        victim = sorted(jobs)[0]
+        run_in(stack.repo, ["scancel", victim], env=slurm)
+        stdout, stderr = sweep.communicate(timeout=600)
+    finally:
+        if sweep.poll() is None:
+            sweep.send_signal(signal.SIGINT)
+            sweep.wait(timeout=60)
+    assert sweep.returncode != 0
+    assert "1 job(s) failed" in stdout + stderr, stderr[-3000:]
+    summary = (sweep_dir / "sweep_summary.csv").read_text()
+    assert summary.count("FAILED") == 1 and summary.count("FINISHED") == 1, summary
+    statuses = sorted(r.info.status for r in runs_of(stack, parent.info.run_id))
+    assert statuses == ["FINISHED", "KILLED"], statuses
 
 
 # ---- down, last -------------------------------------------------------------------------
