@@ -338,10 +338,10 @@ def test_postgres_restarted_under_the_server_loses_no_run(stack: Stack) -> None:
     assert new.info.status == "FINISHED"
 
 
-def test_server_stopped_mid_sweep_fails_running_jobs_quickly_and_keeps_what_was_logged(
-    stack: Stack,
-) -> None:
-    sweep_dir = stack.repo / "multirun" / "server-down"
+@contextlib.contextmanager
+def background_sweep(stack: Stack, name: str) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """A 2-job SLURM sweep running in the background; interrupted if the test fails."""
+    sweep_dir = stack.repo / "multirun" / name
     command = [
         sys.executable, "pipelines/run.py", "-m", "hydra/launcher=submitit_slurm",
         "seed=0,1", "train.iterations=10000", f"hydra.sweep.dir={sweep_dir}",
@@ -351,25 +351,34 @@ def test_server_stopped_mid_sweep_fails_running_jobs_quickly_and_keeps_what_was_
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 300
-        running = []
-        while time.monotonic() < deadline and len(running) < 2:
-            time.sleep(2)
-            with contextlib.suppress(Exception):
-                parent = parent_of_sweep(stack, sweep_dir)
-                running = [
-                    r for r in runs_of(stack, parent.info.run_id) if r.info.status == "RUNNING"
-                ]
-        assert len(running) == 2, "the jobs never started"
-        mlflow_pid = stack.state()["mlflow"]["pid"]
-        stopped = time.monotonic()
-        stack_module.stop_pid(mlflow_pid)
-        stdout, stderr = sweep.communicate(timeout=240)
-        took = time.monotonic() - stopped
+        yield sweep, sweep_dir
     finally:
         if sweep.poll() is None:
             sweep.send_signal(signal.SIGINT)
             sweep.wait(timeout=60)
+
+
+def wait_for_running_children(stack: Stack, sweep_dir: Path, count: int) -> tuple[Any, list]:
+    deadline = time.monotonic() + 300
+    parent, running = None, []
+    while time.monotonic() < deadline and len(running) < count:
+        time.sleep(2)
+        with contextlib.suppress(Exception):
+            parent = parent_of_sweep(stack, sweep_dir)
+            running = [r for r in runs_of(stack, parent.info.run_id) if r.info.status == "RUNNING"]
+    assert len(running) == count, "the jobs never started"
+    return parent, running
+
+
+def test_server_stopped_mid_sweep_fails_running_jobs_quickly_and_keeps_what_was_logged(
+    stack: Stack,
+) -> None:
+    with background_sweep(stack, "server-down") as (sweep, sweep_dir):
+        parent, running = wait_for_running_children(stack, sweep_dir, 2)
+        stopped = time.monotonic()
+        stack_module.stop_pid(stack.state()["mlflow"]["pid"])
+        stdout, stderr = sweep.communicate(timeout=240)
+        took = time.monotonic() - stopped
     print(f"the sweep ended {took:.1f} s after the server stopped")
     assert sweep.returncode != 0
     failures = [
@@ -387,45 +396,16 @@ def test_server_stopped_mid_sweep_fails_running_jobs_quickly_and_keeps_what_was_
     stack.command("up")
     held = {r.info.run_id for r in runs_of(stack, parent.info.run_id)}
     assert {r.info.run_id for r in running} <= held
-    again = stack.app(
-        "-m", "hydra/launcher=submitit_slurm", "seed=0", f"hydra.sweep.dir={sweep_dir}-again"
-    )
-    assert again.returncode == 0
-
-
-def wait_for_running_children(stack: Stack, sweep_dir: Path, count: int) -> tuple[Any, list]:
-    deadline = time.monotonic() + 300
-    parent, running = None, []
-    while time.monotonic() < deadline and len(running) < count:
-        time.sleep(2)
-        with contextlib.suppress(Exception):
-            parent = parent_of_sweep(stack, sweep_dir)
-            running = [r for r in runs_of(stack, parent.info.run_id) if r.info.status == "RUNNING"]
-    assert len(running) == count, "the jobs never started"
-    return parent, running
+    stack.app("-m", "hydra/launcher=submitit_slurm", "seed=0", f"hydra.sweep.dir={sweep_dir}-again")
 
 
 def test_a_job_cancelled_by_slurm_ends_killed_and_the_sweep_names_it(stack: Stack) -> None:
-    sweep_dir = stack.repo / "multirun" / "scancel"
-    command = [
-        sys.executable, "pipelines/run.py", "-m", "hydra/launcher=submitit_slurm",
-        "seed=0,1", "train.iterations=10000", f"hydra.sweep.dir={sweep_dir}",
-    ]  # fmt: skip
-    sweep = subprocess.Popen(
-        command, cwd=stack.repo, env=project_env(**stack.env), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
+    with background_sweep(stack, "scancel") as (sweep, sweep_dir):
         parent, _ = wait_for_running_children(stack, sweep_dir, 2)
         slurm = {"SLURM_CONF": stack.env["SLURM_CONF"]}
         jobs = run_in(stack.repo, ["squeue", "-h", "-o", "%i"], env=slurm).stdout.split()
-        victim = sorted(jobs)[0]
-        run_in(stack.repo, ["scancel", victim], env=slurm)
+        run_in(stack.repo, ["scancel", sorted(jobs)[0]], env=slurm)
         stdout, stderr = sweep.communicate(timeout=600)
-    finally:
-        if sweep.poll() is None:
-            sweep.send_signal(signal.SIGINT)
-            sweep.wait(timeout=60)
     assert sweep.returncode != 0
     assert "1 job(s) failed" in stdout + stderr, stderr[-3000:]
     summary = (sweep_dir / "sweep_summary.csv").read_text()
