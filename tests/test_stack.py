@@ -268,10 +268,11 @@ def test_a_wrong_or_missing_password_fails_before_training_with_one_line(
         env["MLFLOW_TRACKING_USERNAME"] = ""
     out = stack.repo / "outputs" / f"refused-{password}"
     result = stack.app(f"hydra.run.dir={out}", check=False, **env)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
-    assert len(errors) == 1, result.stderr
+    output = result.stdout + result.stderr  # Hydra logs to stdout
+    assert result.returncode == 2, output
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, output
     assert stack.uri in errors[0] and ("401" in errors[0] or "nauthori" in errors[0])
     assert not (out / "models").exists()  # no training happened
 
