@@ -157,6 +157,13 @@ def free_port(lowest: int = 1024) -> int:
     return int(port_for.select_random(ports=set(range(lowest, 32768))))
 
 
+def port_for_entry(entry: dict, lowest: int = 1024) -> int:
+    """The service's port from its last start if still free (stable URIs across a
+    restart), else a new free one."""
+    port = entry.get("port")
+    return port if port and not port_open(port) else free_port(lowest)
+
+
 def alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -295,7 +302,7 @@ def start_postgres(layout: Layout, state: dict, secret: dict[str, str]) -> None:
             )
         finally:
             pwfile.unlink(missing_ok=True)
-    port = entry.get("port") or free_port()
+    port = port_for_entry(entry)
     options = f"-c listen_addresses={HOST} -p {port} -k {layout.pg_socket}"
     run_quietly(
         [
@@ -398,7 +405,7 @@ def start_mlflow(layout: Layout, state: dict, secret: dict[str, str]) -> None:
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
     )
     layout.artifacts.mkdir(parents=True, exist_ok=True)
-    port = entry.get("port") or free_port()
+    port = port_for_entry(entry)
     env = {
         "MLFLOW_AUTH_CONFIG_PATH": str(layout.auth_ini),
         "MLFLOW_AUTH_ADMIN_PASSWORD": secret["admin"],
@@ -578,7 +585,10 @@ def start_slurm(layout: Layout, state: dict) -> None:
         raise StackError("the local SLURM cluster needs root (slurmd runs jobs as any user)")
     for sub in ("state", "spool"):
         (layout.slurm / sub).mkdir(parents=True, exist_ok=True)
-    ports = (ctld.get("port") or free_port(), slurmd.get("port") or free_port())
+    ports = tuple(
+        entry["port"] if alive(entry.get("pid")) else port_for_entry(entry)
+        for entry in (ctld, slurmd)
+    )
     layout.slurm_conf.write_text(slurm_conf(layout, ports, total_memory_mb()))
     env = {"SLURM_CONF": str(layout.slurm_conf)}
     if not alive(ctld.get("pid")):
@@ -635,7 +645,7 @@ def start_ray(layout: Layout, state: dict, mlflow_env: dict[str, str]) -> None:
         raise StackError("Ray is not installed: pip install -e '.[ray]'")
     layout.ray.mkdir(parents=True, exist_ok=True)
     # Above the ports Ray gives its workers (10002-19999).
-    port = entry.get("port") or free_port(lowest=20000)
+    port = port_for_entry(entry, lowest=20000)
     cmd = [
         ray,
         "start",
