@@ -378,6 +378,10 @@ def restart_postgres(layout: Layout, state: dict) -> None:
             "-w",
             "-m",
             "fast",
+            # The new server writes to its log, not to this process's pipes (which
+            # run_quietly would otherwise wait on for as long as the server runs).
+            "-l",
+            str(layout.pg_data.parent / "postgres.log"),
             "-o",
             options,
             "restart",
