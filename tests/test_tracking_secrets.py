@@ -109,3 +109,23 @@ def test_a_store_survives_pickling_as_a_launcher_ships_it_to_its_jobs(tmp_path: 
     )
     copy = pickle.loads(pickle.dumps(store))
     assert copy.client.get_experiment(store.experiment_id).name == "digits-nn"
+
+
+def test_ray_jobs_get_the_shells_mlflow_settings_but_never_a_secret() -> None:
+    """Ray writes every runtime_env into its logs: secrets stay with ``ray start``."""
+    from hydra_plugins.digits_nn_launchers.ray_launcher import job_environment
+
+    shell = {
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+        "MLFLOW_TRACKING_USERNAME": "digits",
+        "MLFLOW_TRACKING_PASSWORD": SECRET,
+        "MLFLOW_TRACKING_TOKEN": SECRET,
+        "HOME": "/root",
+    }
+    env = job_environment(shell, {"OMP_NUM_THREADS": "1"})
+    assert env == {
+        "OMP_NUM_THREADS": "1",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+        "MLFLOW_TRACKING_USERNAME": "digits",
+    }
+    assert "MLFLOW_TRACKING_URI" not in job_environment({"MLFLOW_TRACKING_URI": URI}, {})

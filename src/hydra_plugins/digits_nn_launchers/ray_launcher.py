@@ -6,10 +6,13 @@ plus three things measured on ray 2.60 (docs scale-out notes):
 - the launching process runs as a Ray client in token mode and keeps 127.0.0.1 as
   127.0.0.1 (``RAY_AUTH_MODE=token``, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``), unless the
   user set those variables;
-- the MLflow settings of the launching shell (tracking URI, user name, password or
-  token) travel to every job in Ray's ``runtime_env``, built here in memory: a Ray
-  worker does not see this machine's environment, and a value in the launcher's config
-  would be written into every job's ``.hydra/hydra.yaml``;
+- the launching shell's non-secret MLflow settings (tracking URI, user name,
+  experiment) travel to every job in Ray's ``runtime_env``, built here in memory (a
+  value in the launcher's config would be written into every job's
+  ``.hydra/hydra.yaml``). Secrets do not: Ray writes each runtime_env into its
+  ``runtime_env_agent.log`` on every node. A Ray worker takes ``MLFLOW_TRACKING_PASSWORD``
+  or ``_TOKEN`` from the environment its node's ``ray start`` ran in, as
+  ``python -m digits_nn.stack up --ray`` does and a cluster's admin does on each node;
 - ``object_store_memory`` stays unset (the preset's null), which Ray requires when
   joining a running cluster.
 """
@@ -24,17 +27,13 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from digits_nn.errors import DigitsNNError
+from digits_nn.tracking import redact
 
 log = logging.getLogger(__name__)
 
-# What a job needs from the launching shell to log to the team's server.
-MLFLOW_SETTINGS = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_TOKEN",
-    "MLFLOW_EXPERIMENT_NAME",
-)
+# What a job takes from the launching shell to log to the team's server. Never a
+# secret: Ray logs every runtime_env in clear.
+MLFLOW_SETTINGS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_EXPERIMENT_NAME")
 RAY_CLIENT_ENV = {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 try:
@@ -44,8 +43,12 @@ except ImportError:  # the ray extra is not installed
 
 
 def job_environment(environ: dict[str, str], preset: dict[str, str]) -> dict[str, str]:
-    """The env_vars of a Ray job: the preset's, plus the launching shell's MLflow settings."""
-    return {**preset, **{key: environ[key] for key in MLFLOW_SETTINGS if environ.get(key)}}
+    """The env_vars of a Ray job: the preset's, plus the launching shell's non-secret
+    MLflow settings (a URI with a password in it stays behind too)."""
+    settings = {key: environ[key] for key in MLFLOW_SETTINGS if environ.get(key)}
+    if redact(settings.get("MLFLOW_TRACKING_URI", "")) != settings.get("MLFLOW_TRACKING_URI", ""):
+        del settings["MLFLOW_TRACKING_URI"]
+    return {**preset, **settings}
 
 
 if _PluginRayLauncher is not None:
