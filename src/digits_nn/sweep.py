@@ -182,6 +182,8 @@ class SweepCallback(Callback):
         name = sweep_name(config)
         written = write_summary(sweep_dir, rows, name, metric)
         failed = [r for r in rows if r["status"] != "FINISHED"]
+        if failed:  # first: the tracking server may be the reason, and gone
+            log.error("%s", _failure_line(failed))
         if self.store is not None and self.parent_run_id is not None:
             client = self.store.client
             tracking.log_artifacts(self.store, self.parent_run_id, written)
@@ -203,7 +205,6 @@ class SweepCallback(Callback):
         for row in rows[:5]:
             log.info("  #%s %s  %s=%s", row["rank"], row["job"], metric, row.get(metric))
         if failed:
-            log.error("%s", _failure_line(failed))
             sys.exit(1)
 
     def close_interrupted(self) -> None:
