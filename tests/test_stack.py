@@ -403,8 +403,11 @@ def test_server_stopped_mid_sweep_fails_running_jobs_quickly_and_keeps_what_was_
         parent, running = wait_for_running_children(stack, sweep_dir, 2)
         stopped = time.monotonic()
         stack_module.stop_pid(stack.state()["mlflow"]["pid"])
-        stdout, stderr = sweep.communicate(timeout=240)
-        took = time.monotonic() - stopped
+        try:
+            stdout, stderr = sweep.communicate(timeout=240)
+        finally:
+            took = time.monotonic() - stopped
+            stack.command("up")  # the server back, whatever happens, for the other tests
     print(f"the sweep ended {took:.1f} s after the server stopped")
     assert sweep.returncode != 0
     failures = [
@@ -418,8 +421,7 @@ def test_server_stopped_mid_sweep_fails_running_jobs_quickly_and_keeps_what_was_
     # Each job fails within the retry budget of its next call to the server, after the
     # training it was doing; the sweep as a whole ends within a minute or so.
     assert took < 120
-    # The server comes back with everything it held; the failed jobs run again.
-    stack.command("up")
+    # The server came back with everything it held; the failed jobs run again.
     held = {r.info.run_id for r in runs_of(stack, parent.info.run_id)}
     assert {r.info.run_id for r in running} <= held
     stack.app("-m", "hydra/launcher=submitit_slurm", "seed=0", f"hydra.sweep.dir={sweep_dir}-again")
