@@ -344,8 +344,8 @@ def test_a_ray_sweep_against_the_stacks_head_logs_the_same_way(stack: Stack) -> 
     assert stack.password not in result.stdout + result.stderr
     for folder in (sweep_dir, stack.folder / "ray"):  # Ray logs every runtime_env
         assert not [p for p in text_files(folder) if stack.password.encode() in p.read_bytes()]
-    ray_pids = {stack.state()["ray"]["pid"]}
-    assert all(address == "127.0.0.1" for address, _, _ in listening(ray_pids))
+    sockets = listening({stack.state()["ray"]["pid"]})
+    assert all(address == "127.0.0.1" for address, _, _ in sockets), sockets
 
 
 # ---- faults -----------------------------------------------------------------------------
