@@ -129,13 +129,36 @@ def run_alone(letters: list[str], quick: bool, out: Path) -> None:
     print(f"updated {out}")
 
 
+def run_scale_out(args: argparse.Namespace) -> None:
+    """Section h-i alone (about 15 minutes), written into the existing document."""
+    import scale_out
+
+    sizes = kernel.Sizes.quick() if args.quick else kernel.Sizes.full()
+    clone = pipeline_bench.Clone(iterations=sizes.accuracy_iterations)
+    try:
+        text, _ = scale_out.section(clone, args.quick)
+    finally:
+        clone.remove()
+    document = args.out.read_text() if args.out.is_file() else "# Benchmarks\n"
+    args.out.write_text(scale_out.replace_section(document, text))
+    print(f"wrote the scale-out section of {args.out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "benchmarks.md")
     parser.add_argument("--skip-pipeline", action="store_true", help="sections a-d, h only")
-    parser.add_argument("--only", help=f"comma-separated letters among {', '.join(ALONE)}")
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated letters among {', '.join(ALONE)}, or scale-out (which needs"
+        " the extras slurm, ray, server and root for the local stack), run alone and"
+        " replaced in --out",
+    )
     args = parser.parse_args()
+    if args.only == "scale-out":
+        run_scale_out(args)
+        return
     if args.only:
         letters = args.only.split(",")
         if unknown := [x for x in letters if x not in ALONE]:

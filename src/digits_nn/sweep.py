@@ -182,30 +182,35 @@ class SweepCallback(Callback):
         name = sweep_name(config)
         written = write_summary(sweep_dir, rows, name, metric)
         failed = [r for r in rows if r["status"] != "FINISHED"]
-        if self.store is not None and self.parent_run_id is not None:
-            client = self.store.client
-            tracking.log_artifacts(self.store, self.parent_run_id, written)
-            values = parent_metrics(rows, metric)
-            values["duration_s"] = time.perf_counter() - self.started
-            tracking.log_metrics(self.store, self.parent_run_id, values)
-            retire_superseded(self.store, self.parent_run_id, rows)
-            if rows and rows[0]["status"] == "FINISHED" and metric == "validation_accuracy":
-                version = register_best(self.store, rows[0])
-                log.info("registered %s version %s as @challenger", REGISTERED_MODEL, version)
-                client.set_tag(self.parent_run_id, "registered_version", version)
-            elif rows and rows[0]["status"] == "FINISHED":
-                log.info("no model registered: the ranking is by test accuracy (see summary)")
-            if failed:
-                client.set_tag(self.parent_run_id, "error", _failure_line(failed))
-            client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
-            atexit.unregister(self.close_interrupted)
-            self.parent_run_id = None
-        log.info("sweep summary: %s", sweep_dir / "sweep_summary.md")
-        for row in rows[:5]:
-            log.info("  #%s %s  %s=%s", row["rank"], row["job"], metric, row.get(metric))
-        if failed:
+        if failed:  # first: the tracking server may be the reason, and gone
             log.error("%s", _failure_line(failed))
-            sys.exit(1)
+        # Hydra turns a callback's exception into a warning and exits 0: the exit status
+        # must not depend on the tracking server, which may be why jobs failed.
+        try:
+            if self.store is not None and self.parent_run_id is not None:
+                client = self.store.client
+                tracking.log_artifacts(self.store, self.parent_run_id, written)
+                values = parent_metrics(rows, metric)
+                values["duration_s"] = time.perf_counter() - self.started
+                tracking.log_metrics(self.store, self.parent_run_id, values)
+                retire_superseded(self.store, self.parent_run_id, rows)
+                if rows and rows[0]["status"] == "FINISHED" and metric == "validation_accuracy":
+                    version = register_best(self.store, rows[0])
+                    log.info("registered %s version %s as @challenger", REGISTERED_MODEL, version)
+                    client.set_tag(self.parent_run_id, "registered_version", version)
+                elif rows and rows[0]["status"] == "FINISHED":
+                    log.info("no model registered: the ranking is by test accuracy (see summary)")
+                if failed:
+                    client.set_tag(self.parent_run_id, "error", _failure_line(failed))
+                client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
+                atexit.unregister(self.close_interrupted)
+                self.parent_run_id = None
+        finally:
+            log.info("sweep summary: %s", sweep_dir / "sweep_summary.md")
+            for row in rows[:5]:
+                log.info("  #%s %s  %s=%s", row["rank"], row["job"], metric, row.get(metric))
+            if failed:
+                sys.exit(1)
 
     def close_interrupted(self) -> None:
         """The sweep ended before on_multirun_end (Ctrl-C, SIGTERM, a crash): close the

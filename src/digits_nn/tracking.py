@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
+import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -37,6 +39,20 @@ EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
 # What the served model imports (digits_nn.serving and digits_nn.inference): its
 # declared requirements, pinned to the versions installed here.
 SERVING_REQUIREMENTS = ("mlflow", "numpy", "pandas")
+# How long a call to a tracking server may keep trying: MLflow's default (7 retries with
+# back-off, 120 s timeouts) took 248 s to give up on a stopped server. With this budget a
+# call gives up within worst_case_http_wait() seconds, under a minute. A user's own
+# settings of these variables are kept.
+HTTP_RETRY_BUDGET = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1.0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+# The userinfo of a URI (scheme://user:password@host), which may hold a secret.
+USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:]*)(?::[^/@\s]*)?@")
+# Text artifacts small enough to be scanned for a URI with credentials before logging.
+REDACTED_SUFFIXES = {".yaml", ".yml", ".json", ".csv", ".md", ".txt", ".log"}
 
 
 class Terminated(BaseException):
@@ -63,12 +79,127 @@ def project_root() -> Path:
     return next((p for p in (cwd, *cwd.parents) if (p / ".dvc").is_dir()), cwd)
 
 
+def redact(text: str) -> str:
+    """``text`` with the password (or token) of every URI in it replaced by ``***``.
+
+    Secrets must never leave the process: a tracking URI such as
+    ``http://alice:s3cret@host`` reaches params, tags, logged files and messages through
+    the config and the overrides alike, so every one of them passes through here.
+    """
+
+    def hide(match: re.Match[str]) -> str:
+        user = match["user"]
+        has_password = match.group(0).rstrip("@") != match["scheme"] + user
+        return (
+            f"{match['scheme']}{user}:***@" if user and has_password else f"{match['scheme']}***@"
+        )
+
+    return USERINFO.sub(hide, text)
+
+
+def limit_http_retries() -> None:
+    """Give calls to a tracking server the project's retry budget, unless the user set one."""
+    for key, value in HTTP_RETRY_BUDGET.items():
+        os.environ.setdefault(key, value)
+
+
+def worst_case_http_wait() -> float:
+    """The longest one call can take under the current budget: every attempt timing out,
+    plus the back-off (factor * 2**i, plus jitter) between attempts."""
+
+    def setting(key: str) -> float:
+        return float(os.environ.get(key, HTTP_RETRY_BUDGET[key]))
+
+    retries = int(setting("MLFLOW_HTTP_REQUEST_MAX_RETRIES"))
+    factor = setting("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
+    jitter = setting("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER")
+    timeout = setting("MLFLOW_HTTP_REQUEST_TIMEOUT")
+    return (retries + 1) * timeout + sum(factor * 2**i + jitter for i in range(retries))
+
+
 def resolve_uri(config: TrackingConfig, root: Path | None = None) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     if config.uri:
         return config.uri
     return f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
+
+
+class RedactingClient:
+    """An :class:`mlflow.MlflowClient` whose every param, tag, run name and text file
+    passes through :func:`redact` on its way out, whoever writes it (the pipeline, the
+    sweep callback, a DVC stage). Every other call goes to the client unchanged."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for what this class lacks; "_client" itself is missing while an
+        # unpickled copy is being rebuilt (a launcher ships the callback to its jobs).
+        if name == "_client":
+            raise AttributeError(name)
+        return getattr(self._client, name)
+
+    def create_run(
+        self,
+        experiment_id: str,
+        start_time: int | None = None,
+        tags: Mapping[str, str] | None = None,
+        run_name: str | None = None,
+    ) -> Any:
+        tags = {key: redact(str(value)) for key, value in (tags or {}).items()}
+        name = redact(run_name) if run_name else run_name
+        return self._client.create_run(experiment_id, start_time, tags, name)
+
+    def set_tag(self, run_id: str, key: str, value: Any, **kwargs: Any) -> None:
+        self._client.set_tag(run_id, key, redact(str(value)), **kwargs)
+
+    def log_param(self, run_id: str, key: str, value: Any, **kwargs: Any) -> Any:
+        return self._client.log_param(run_id, key, redact(str(value)), **kwargs)
+
+    def log_batch(
+        self, run_id: str, metrics: Any = (), params: Any = (), tags: Any = (), **kwargs: Any
+    ) -> None:
+        from mlflow.entities import Param, RunTag
+
+        params = [Param(p.key, redact(str(p.value))) for p in params]
+        tags = [RunTag(t.key, redact(str(t.value))) for t in tags]
+        self._client.log_batch(run_id, metrics, params, tags, **kwargs)
+
+    def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
+        with _redacted_copy(Path(local_path)) as path:
+            self._client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_artifacts(self, run_id: str, local_dir: str, artifact_path: str | None = None) -> None:
+        with _redacted_copy(Path(local_dir)) as path:
+            self._client.log_artifacts(run_id, str(path), artifact_path)
+
+
+@contextlib.contextmanager
+def _redacted_copy(path: Path) -> Iterator[Path]:
+    """``path`` itself, or a copy of it whose text files hold no credentials."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    dirty = {f for f in files if f.suffix in REDACTED_SUFFIXES and _has_credentials(f)}
+    if not dirty:
+        yield path
+        return
+    import shutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        if path.is_file():
+            shutil.copy2(path, copy)
+        else:
+            shutil.copytree(path, copy)
+        for original in dirty:
+            target = copy if path.is_file() else copy / original.relative_to(path)
+            target.write_text(redact(original.read_text(errors="replace")))
+        yield copy
+
+
+def _has_credentials(path: Path) -> bool:
+    text = path.read_text(errors="replace")
+    return redact(text) != text
 
 
 @dataclass
@@ -91,19 +222,24 @@ def open_store(config: TrackingConfig, root: Path | None = None) -> Store:
     """
     root = root or project_root()
     uri = resolve_uri(config, root)
+    if redact(uri) != uri:
+        # MLflow prints each run's URL, built from the URI, credentials included.
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     db_path = _sqlite_path(uri)
     lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if db_path is not None:
         from filelock import FileLock
 
         if not db_path.parent.is_dir():
-            raise TrackingError(f"MLflow store {uri}: folder {db_path.parent} does not exist.")
+            raise TrackingError(
+                f"MLflow store {redact(uri)}: folder {db_path.parent} does not exist."
+            )
         lock = FileLock(f"{db_path}.lock", timeout=120)
     try:
         with lock, _fail_fast():
             from mlflow import MlflowClient
 
-            client = MlflowClient(tracking_uri=uri)
+            client = RedactingClient(MlflowClient(tracking_uri=uri))
             experiment = client.get_experiment_by_name(config.experiment)
             if experiment is None:
                 # Absolute, so that runs logged from a temporary copy keep their artifacts.
@@ -121,11 +257,13 @@ def open_store(config: TrackingConfig, root: Path | None = None) -> Store:
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TrackingError(
-            f"MLflow store {uri}: cannot be opened for writing ({reason[:300]}). Point"
+            f"MLflow store {redact(uri)}: cannot be opened for writing ({redact(reason)[:300]})."
+            " Point"
             " MLFLOW_TRACKING_URI or tracking.uri at a working store, or run with"
             " tracking.enabled=false."
         ) from None
-    return Store(client, uri, experiment_id)
+    limit_http_retries()  # after the quick probe above: for the run's own calls
+    return Store(client, uri, experiment_id)  # type: ignore[arg-type]
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -191,12 +329,19 @@ def run(
             await_pending(store)
         client.set_terminated(run_id, status="KILLED")
         raise
+    except Exception as error:
+        if not _server_unreachable(error):
+            _close_failed(store, run_id, error)
+            raise
+        # The server is gone: closing the run would spend another retry budget in vain.
+        # One line naming the server; what it already holds stays there.
+        raise TrackingError(
+            f"MLflow server {redact(store.uri)} stopped answering during run {run_id}"
+            f" ({redact(_first_line(error))[:200]}). The runs it holds are kept; run the"
+            " job again once it is back."
+        ) from None
     except BaseException as error:
-        with contextlib.suppress(Exception):
-            await_pending(store)
-        with contextlib.suppress(Exception):
-            client.set_tag(run_id, "error", str(error)[:5000] or type(error).__name__)
-        client.set_terminated(run_id, status="FAILED")
+        _close_failed(store, run_id, error)
         raise
     else:
         client.set_terminated(run_id, status="FINISHED")
@@ -213,9 +358,34 @@ def await_pending(store: Store) -> None:
             failures.append(str(error).strip().splitlines()[0][:300])
     if failures:
         raise TrackingError(
-            f"MLflow store {store.uri}: {len(failures)} metric batch(es) could not be"
+            f"MLflow store {redact(store.uri)}: {len(failures)} metric batch(es) could not be"
             f" logged ({failures[0]})."
         )
+
+
+def _close_failed(store: Store, run_id: str, error: BaseException) -> None:
+    """FAILED, with the error as a tag, once the batches in flight have landed."""
+    with contextlib.suppress(Exception):
+        await_pending(store)
+    with contextlib.suppress(Exception):
+        store.client.set_tag(run_id, "error", str(error)[:5000] or type(error).__name__)
+    store.client.set_terminated(run_id, status="FAILED")
+
+
+def _server_unreachable(error: Exception) -> bool:
+    """A tracking server that refused, dropped or timed out the call after every retry
+    (MLflow wraps the requests error in an MlflowException naming the API call)."""
+    import requests
+
+    if isinstance(error, requests.exceptions.RequestException):
+        return True
+    text = str(error)
+    return "API request to" in text and "failed with exception" in text
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def record_failure(store: Store, name: str, tags: Mapping[str, str], error: str) -> str:

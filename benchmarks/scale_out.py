@@ -1,0 +1,175 @@
+"""Scale-out figures (issue 11), measured against the local stack it brings up itself:
+
+- h. per-job overhead of the 8-job classic sweep on joblib, submitit_slurm and ray, all
+  logging to the stack's MLflow server, 2 jobs at a time;
+- i. the server's logging throughput: 3000-point curves in batches of 1000, from 1 and
+  from 4 concurrent client processes.
+
+    python benchmarks/run.py --only scale-out     # this section alone, into docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from timing import table
+
+POINTS = 3000
+LAUNCHERS = {
+    "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    "submitit_slurm": ["hydra/launcher=submitit_slurm"],
+    "ray": ["hydra/launcher=ray"],  # RAY_ADDRESS from the stack's env: its head
+}
+
+
+class StackSession:
+    """The stack up in ``clone``'s folder for the duration of the benchmark."""
+
+    def __init__(self, clone_path: Path) -> None:
+        self.path = clone_path
+        os.chmod(clone_path, 0o755)  # postgres and munge must reach the stack's folder
+        started = time.perf_counter()
+        self._stack("up", "--ray")
+        self.up_s = time.perf_counter() - started
+        self.env = {}
+        for line in self._stack("env").splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            self.env[key] = shlex.split(value)[0]
+
+    def _stack(self, *args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "digits_nn.stack", *args],
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    def close(self) -> None:
+        self._stack("down")
+
+
+def _sweep(clone, stack: StackSession, launcher: list[str], jobs: int, out: Path) -> tuple:
+    command = [
+        sys.executable,
+        "pipelines/run.py",
+        "-m",
+        *launcher,
+        "seed=" + ",".join(map(str, range(jobs))),
+        f"hydra.sweep.dir={out}",
+    ]
+    env = {**clone.env, **stack.env}
+    start = time.perf_counter()
+    subprocess.run(command, cwd=clone.path, env=env, capture_output=True, check=True)
+    wall = time.perf_counter() - start
+    with open(out / "sweep_summary.csv") as handle:
+        durations = [float(row["duration_s"]) for row in csv.DictReader(handle)]
+    return wall, durations
+
+
+def section_launchers(clone, stack: StackSession, jobs: int, repeats: int) -> tuple[str, dict]:
+    rows, found = [], {}
+    for name, args in LAUNCHERS.items():
+        runs = [
+            _sweep(clone, stack, args, jobs, clone.path / f"bench-{name}-{i}")
+            for i in range(repeats)
+        ]
+        walls = sorted(w for w, _ in runs)
+        wall = walls[len(walls) // 2]
+        job_s = sorted(sum(d) / len(d) for _, d in runs)[len(runs) // 2]
+        overhead = (wall - jobs * job_s / 2) / jobs
+        found[name] = overhead
+        rows.append([name, f"{wall:.1f}", f"{walls[0]:.1f}", f"{job_s:.2f}", f"{overhead:.2f}"])
+    text = [
+        f"### h. Per-job overhead per launcher ({jobs}-job classic sweep, {repeats} runs each)\n",
+        "Every launcher logs to the stack's MLflow server (PostgreSQL, accounts, artifacts"
+        " over HTTP) and runs 2 jobs at a time on this 2-core machine: joblib with 2"
+        " workers, SLURM with 2 CPUs and 1 per job, Ray with 2 CPUs and 1 per task."
+        " *overhead per job*: (wall - jobs × job s / 2) / jobs: scheduling, process start,"
+        " imports, Hydra and the parent run, shared out.\n",
+        table(["launcher", "wall median s", "wall min s", "job s", "overhead per job s"], rows),
+        "",
+        f"The stack came up in {stack.up_s:.1f} s (`python -m digits_nn.stack up --ray`,"
+        " new PostgreSQL cluster and MLflow schema).\n",
+    ]
+    return "\n".join(text), found
+
+
+def _log_curve(env: dict[str, str], run_name: str) -> float:
+    """One client: a run, a 3000-point curve in batches of 1000, closed; its seconds."""
+    os.environ.update(env)
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("digits-nn-bench")
+    experiment_id = experiment.experiment_id if experiment else None
+    if experiment_id is None:
+        try:
+            experiment_id = client.create_experiment("digits-nn-bench")
+        except Exception:  # another client created it first
+            experiment_id = client.get_experiment_by_name("digits-nn-bench").experiment_id
+    start = time.perf_counter()
+    run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
+    now = int(time.time() * 1000)
+    points = [Metric("train_cost", 1.0 / (step + 1), now, step) for step in range(POINTS)]
+    for first in range(0, POINTS, 1000):
+        client.log_batch(run_id, metrics=points[first : first + 1000])
+    client.set_terminated(run_id)
+    elapsed = time.perf_counter() - start
+    if len(client.get_metric_history(run_id, "train_cost")) != POINTS:
+        raise RuntimeError("points were lost")
+    return elapsed
+
+
+def section_throughput(stack: StackSession, repeats: int) -> tuple[str, dict]:
+    rows, found = [], {}
+    context = multiprocessing.get_context("spawn")
+    for clients in (1, 4):
+        walls = []
+        with context.Pool(clients) as pool:
+            pool.starmap(_log_curve, [(stack.env, "warm-up")] * clients)
+            for repeat in range(repeats):
+                start = time.perf_counter()
+                pool.starmap(_log_curve, [(stack.env, f"r{repeat}")] * clients)
+                walls.append(time.perf_counter() - start)
+        walls.sort()
+        wall = walls[len(walls) // 2]
+        found[clients] = clients * POINTS / wall
+        rows.append([clients, f"{wall:.2f}", f"{found[clients]:.0f}"])
+    text = [
+        f"### i. MLflow server logging throughput ({repeats} runs, median)\n",
+        f"Each client opens a run, logs a {POINTS}-point curve in batches of 1000 and closes"
+        " it, as a sweep job does; every point is checked to have arrived.\n",
+        table(["concurrent clients", "wall s", "points/s"], rows),
+        "",
+    ]
+    return "\n".join(text), found
+
+
+def section(clone, quick: bool) -> tuple[str, dict]:
+    stack = StackSession(clone.path)
+    try:
+        jobs, repeats = (2, 1) if quick else (8, 3)
+        text_h, found_h = section_launchers(clone, stack, jobs, repeats)
+        text_i, found_i = section_throughput(stack, 1 if quick else 5)
+    finally:
+        stack.close()
+    return "## Scale out\n\n" + text_h + "\n" + text_i, {"overhead": found_h, "points/s": found_i}
+
+
+def replace_section(document: str, text: str) -> str:
+    """``document`` with its "## Scale out" section replaced by (or ending with) ``text``."""
+    head, marker, rest = document.partition("## Scale out\n")
+    if not marker:
+        return document.rstrip("\n") + "\n\n" + text
+    following = rest.find("\n## ")
+    tail = rest[following + 1 :] if following >= 0 else ""
+    return head + text + ("\n" + tail if tail else "")

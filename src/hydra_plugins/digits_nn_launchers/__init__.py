@@ -1,0 +1,1 @@
+"""Hydra launchers of this project (Hydra loads launchers from hydra_plugins only)."""
