@@ -8,11 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digits_nn import pipeline, tracking
+from digits_nn import data, pipeline, tracking
 from digits_nn.config import Config, TrackingConfig
 from digits_nn.errors import TrackingError
 
 COST = np.geomspace(4.0, 0.03, 3000)
+
+# A few rows are enough: each run records them as its two dataset inputs.
+RUN_DATA = pipeline.RunData(
+    data.Split(np.zeros((10, 64)), np.zeros((10, 64)), np.arange(10), np.arange(10)),
+    "0123456789abcdef0123456789abcdef",
+    "data/processed/split.npz",
+)
 
 
 @pytest.fixture
@@ -30,7 +37,7 @@ def history(store: tracking.Store, run_id: str, key: str) -> np.ndarray:
 
 def test_the_curves_arrive_whole_before_the_run_closes(store: tracking.Store) -> None:
     accuracy = {500 * k: 0.5 + 0.04 * k for k in range(1, 11)}
-    with pipeline.recording(store, Config(), data_md5="md5") as recorder:
+    with pipeline.recording(store, Config(), run_data=RUN_DATA) as recorder:
         recorder.cost_curves(COST, np.sqrt(COST))
         recorder.curve("test_accuracy_curve", accuracy)
         recorder.curve("validation_cost", COST[:1500])
@@ -51,7 +58,7 @@ def test_an_interrupted_run_keeps_its_curve_and_ends_killed(
 ) -> None:
     with (
         pytest.raises(interruption),
-        pipeline.recording(store, Config(), data_md5="md5") as recorder,
+        pipeline.recording(store, Config(), run_data=RUN_DATA) as recorder,
     ):
         recorder.cost_curves(COST, np.sqrt(COST))
         raise interruption()
@@ -63,7 +70,7 @@ def test_an_interrupted_run_keeps_its_curve_and_ends_killed(
 def test_a_failing_run_keeps_its_curve_and_ends_failed(store: tracking.Store) -> None:
     with (
         pytest.raises(ValueError, match="after the curve"),
-        pipeline.recording(store, Config(), data_md5="md5") as recorder,
+        pipeline.recording(store, Config(), run_data=RUN_DATA) as recorder,
     ):
         recorder.cost_curves(COST, np.sqrt(COST))
         raise ValueError("after the curve")
@@ -78,7 +85,7 @@ def test_a_batch_the_store_refuses_fails_the_run_with_one_message(
 ) -> None:
     with (
         pytest.raises(TrackingError, match="metric batch") as refused,
-        pipeline.recording(store, Config(), data_md5="md5") as recorder,
+        pipeline.recording(store, Config(), run_data=RUN_DATA) as recorder,
     ):
         recorder.curve("bad?key", COST[:10])
     assert "Traceback" not in str(refused.value)

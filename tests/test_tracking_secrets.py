@@ -8,13 +8,20 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from digits_nn import config, pipeline, tracking
+from digits_nn import config, data, pipeline, tracking
 from digits_nn.errors import TrackingError
 
 SECRET = "s3cret-do-not-log"
 URI = f"http://alice:{SECRET}@127.0.0.1:5999"
+
+RUN_DATA = pipeline.RunData(
+    data.Split(np.zeros((10, 64)), np.zeros((10, 64)), np.arange(10), np.arange(10)),
+    "0" * 32,
+    "data/processed/split.npz",
+)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +54,7 @@ def test_credentials_in_the_tracking_uri_reach_no_param_tag_or_logged_file(
     params_file = tmp_path / "params.yaml"
     params_file.write_text(f"tracking:\n  uri: {URI}\n")
     with pipeline.recording(
-        store, cfg, data_md5="0" * 32, overrides=f"tracking.uri={URI} seed=0"
+        store, cfg, run_data=RUN_DATA, overrides=f"tracking.uri={URI} seed=0"
     ) as recorder:
         recorder.config(cfg, params_file)
         run_id = recorder.run_id

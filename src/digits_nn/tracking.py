@@ -159,12 +159,13 @@ class RedactingClient:
 
     def log_batch(
         self, run_id: str, metrics: Any = (), params: Any = (), tags: Any = (), **kwargs: Any
-    ) -> None:
+    ) -> Any:
         from mlflow.entities import Param, RunTag
 
         params = [Param(p.key, redact(str(p.value))) for p in params]
         tags = [RunTag(t.key, redact(str(t.value))) for t in tags]
-        self._client.log_batch(run_id, metrics, params, tags, **kwargs)
+        # With synchronous=False, MLflow returns the operations to await: pass them on.
+        return self._client.log_batch(run_id, metrics, params, tags, **kwargs)
 
     def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
         with _redacted_copy(Path(local_path)) as path:
