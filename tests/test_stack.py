@@ -10,6 +10,7 @@ them itself with apt-get when it runs as root).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shlex
@@ -155,10 +156,18 @@ def listening(pids: set[int]) -> list[tuple[str, int, int]]:
         with contextlib.suppress(psutil.NoSuchProcess):
             family |= {child.pid for child in psutil.Process(pid).children(recursive=True)}
     return [
-        (conn.laddr.ip, conn.laddr.port, conn.pid)
+        (ipv4_if_mapped(conn.laddr.ip), conn.laddr.port, conn.pid)
         for conn in psutil.net_connections(kind="inet")
         if conn.status == psutil.CONN_LISTEN and conn.pid in family
     ]
+
+
+def ipv4_if_mapped(address: str) -> str:
+    """``::ffff:127.0.0.1`` (an IPv6 socket bound to the IPv4 address, as gRPC binds Ray's
+    raylet) is 127.0.0.1."""
+    parsed = ipaddress.ip_address(address.split("%")[0])
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    return str(mapped) if mapped else address
 
 
 def experiment_id(stack: Stack) -> str:
