@@ -436,21 +436,6 @@ def test_server_stopped_mid_sweep_fails_running_jobs_quickly_and_keeps_what_was_
     stack.app("-m", "hydra/launcher=submitit_slurm", "seed=0", f"hydra.sweep.dir={sweep_dir}-again")
 
 
-def test_a_job_cancelled_by_slurm_ends_killed_and_the_sweep_names_it(stack: Stack) -> None:
-    with background_sweep(stack, "scancel") as (sweep, sweep_dir):
-        parent, _ = wait_for_running_children(stack, sweep_dir, 2)
-        slurm = {"SLURM_CONF": stack.env["SLURM_CONF"]}
-        jobs = run_in(stack.repo, ["squeue", "-h", "-o", "%i"], env=slurm).stdout.split()
-        run_in(stack.repo, ["scancel", sorted(jobs)[0]], env=slurm)
-        stdout, stderr = sweep.communicate(timeout=600)
-    assert sweep.returncode != 0
-    assert "1 job(s) failed" in stdout + stderr, stderr[-3000:]
-    summary = (sweep_dir / "sweep_summary.csv").read_text()
-    assert summary.count("FAILED") == 1 and summary.count("FINISHED") == 1, summary
-    statuses = sorted(r.info.status for r in runs_of(stack, parent.info.run_id))
-    assert statuses == ["FINISHED", "KILLED"], statuses
-
-
 # ---- down, last -------------------------------------------------------------------------
 
 
