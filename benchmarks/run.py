@@ -130,7 +130,7 @@ def run_alone(letters: list[str], quick: bool, out: Path) -> None:
 
 
 def run_scale_out(args: argparse.Namespace) -> None:
-    """Section h-i alone (about 15 minutes), written into the existing document."""
+    """The scale-out sections alone (about 15 minutes), written into the existing document."""
     import scale_out
 
     sizes = kernel.Sizes.quick() if args.quick else kernel.Sizes.full()
@@ -144,6 +144,19 @@ def run_scale_out(args: argparse.Namespace) -> None:
     print(f"wrote the scale-out section of {args.out}")
 
 
+def run_grid_alone(out: Path) -> None:
+    """Section s alone (the grid twice, about 10 minutes), spliced into ``out``."""
+    clone = pipeline_bench.Clone(iterations=3000)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            text, _ = sweep_bench.section_grid(clone)
+    finally:
+        clone.remove()
+    document = out.read_text() if out.is_file() else "# Benchmarks\n"
+    out.write_text(splice(document, text))
+    print(f"updated {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
@@ -151,13 +164,16 @@ def main() -> None:
     parser.add_argument("--skip-pipeline", action="store_true", help="sections a-d, h only")
     parser.add_argument(
         "--only",
-        help=f"comma-separated letters among {', '.join(ALONE)}, or scale-out (which needs"
-        " the extras slurm, ray, server and root for the local stack), run alone and"
-        " replaced in --out",
+        help=f"comma-separated letters among {', '.join(ALONE)}; or s (the grid); or"
+        " scale-out (which needs the extras slurm, ray, server and root for the local"
+        " stack), run alone and replaced in --out",
     )
     args = parser.parse_args()
     if args.only == "scale-out":
         run_scale_out(args)
+        return
+    if args.only == "s":
+        run_grid_alone(args.out)
         return
     if args.only:
         letters = args.only.split(",")

@@ -1,9 +1,10 @@
 """Scale-out figures (issue 11), measured against the local stack it brings up itself:
 
-- h. per-job overhead of the 8-job classic sweep on joblib, submitit_slurm and ray, all
+- j. per-job overhead of the 8-job classic sweep on joblib, submitit_slurm and ray, all
   logging to the stack's MLflow server, 2 jobs at a time;
-- i. the server's logging throughput: 3000-point curves in batches of 1000, from 1 and
-  from 4 concurrent client processes.
+- k. the server's logging throughput: 3000-point curves in batches of 1000, from 1 and
+  from 4 concurrent client processes;
+- l. how long a running job takes to fail once the server stops, and what it says.
 
     python benchmarks/run.py --only scale-out     # this section alone, into docs/benchmarks.md
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing
 import os
 import shlex
@@ -88,7 +90,7 @@ def section_launchers(clone, stack: StackSession, jobs: int, repeats: int) -> tu
         found[name] = overhead
         rows.append([name, f"{wall:.1f}", f"{walls[0]:.1f}", f"{job_s:.2f}", f"{overhead:.2f}"])
     text = [
-        f"### h. Per-job overhead per launcher ({jobs}-job classic sweep, {repeats} runs each)\n",
+        f"### j. Per-job overhead per launcher ({jobs}-job classic sweep, {repeats} runs each)\n",
         "Every launcher logs to the stack's MLflow server (PostgreSQL, accounts, artifacts"
         " over HTTP) and runs 2 jobs at a time on this 2-core machine: joblib with 2"
         " workers, SLURM with 2 CPUs and 1 per job, Ray with 2 CPUs and 1 per task."
@@ -145,7 +147,7 @@ def section_throughput(stack: StackSession, repeats: int) -> tuple[str, dict]:
         found[clients] = clients * POINTS / wall
         rows.append([clients, f"{wall:.2f}", f"{found[clients]:.0f}"])
     text = [
-        f"### i. MLflow server logging throughput ({repeats} runs, median)\n",
+        f"### k. MLflow server logging throughput ({repeats} runs, median)\n",
         f"Each client opens a run, logs a {POINTS}-point curve in batches of 1000 and closes"
         " it, as a sweep job does; every point is checked to have arrived.\n",
         table(["concurrent clients", "wall s", "points/s"], rows),
@@ -154,15 +156,73 @@ def section_throughput(stack: StackSession, repeats: int) -> tuple[str, dict]:
     return "\n".join(text), found
 
 
+def section_server_down(clone, stack: StackSession) -> tuple[str, dict]:
+    """A long training run logging to the server; the server stopped once its run is
+    RUNNING; the seconds until the job exits, and its last line."""
+    from digits_nn import stack as stack_module
+
+    env = {**clone.env, **stack.env}
+    command = [sys.executable, "pipelines/run.py", "train.iterations=20000"]
+    job = subprocess.Popen(
+        command, cwd=clone.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        os.environ.update(stack.env)
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=stack.env["MLFLOW_TRACKING_URI"])
+        deadline = time.monotonic() + 300
+        running = []
+        while not running and time.monotonic() < deadline and job.poll() is None:
+            time.sleep(1)
+            experiment = client.get_experiment_by_name("digits-nn")
+            if experiment is not None:
+                running = client.search_runs(
+                    [experiment.experiment_id], "attributes.status = 'RUNNING'"
+                )
+        if not running:
+            raise RuntimeError("the job's run never started")
+        server = json.loads((clone.path / stack_module.STACK_DIR / "state.json").read_text())
+        stopped = time.perf_counter()
+        stack_module.stop_pid(server["mlflow"]["pid"])
+        _, stderr = job.communicate(timeout=600)
+        took = time.perf_counter() - stopped
+    finally:
+        if job.poll() is None:
+            job.kill()
+        stack._stack("up", "--ray")  # the server back
+    last = [line for line in stderr.splitlines() if line.strip()][-1:]
+    text = [
+        "### l. A running job when the server stops\n",
+        "`pipelines/run.py train.iterations=20000` logging to the stack's server; the"
+        " server process stopped once the job's run is RUNNING. The job notices at its"
+        " next call to the server (the accuracy checkpoint every 100 iterations), within"
+        " the retry budget the project sets (`tracking.limit_http_retries`).\n",
+        table(
+            ["", ""],
+            [
+                ["exit status", job.returncode],
+                ["seconds from the stop to the job's exit", f"{took:.1f}"],
+                ["its last line", f"`{last[0][:200] if last else ''}`"],
+            ],
+        ),
+        "",
+    ]
+    return "\n".join(text), {"fail s": took}
+
+
 def section(clone, quick: bool) -> tuple[str, dict]:
     stack = StackSession(clone.path)
     try:
         jobs, repeats = (2, 1) if quick else (8, 3)
-        text_h, found_h = section_launchers(clone, stack, jobs, repeats)
-        text_i, found_i = section_throughput(stack, 1 if quick else 5)
+        text_j, found_j = section_launchers(clone, stack, jobs, repeats)
+        text_k, found_k = section_throughput(stack, 1 if quick else 5)
+        text_l, found_l = section_server_down(clone, stack)
     finally:
         stack.close()
-    return "## Scale out\n\n" + text_h + "\n" + text_i, {"overhead": found_h, "points/s": found_i}
+    text = "## Scale out\n\n" + text_j + "\n" + text_k + "\n" + text_l
+    return text, {"overhead": found_j, "points/s": found_k, "server down": found_l}
 
 
 def replace_section(document: str, text: str) -> str:
