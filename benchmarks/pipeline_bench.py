@@ -26,16 +26,22 @@ HEAVY = ("mlflow", "sklearn", "matplotlib", "scipy", "hydra")
 
 
 class Clone:
-    def __init__(self, iterations: int) -> None:
+    """A copy of the project's tracked files (or of ``source``, a tree of another
+    revision) as a repository of its own, its ``src`` first on PYTHONPATH."""
+
+    def __init__(self, iterations: int, source: Path | None = None) -> None:
         self.path = Path(tempfile.mkdtemp(prefix="digits-bench-"))
-        tracked = subprocess.run(
-            ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.split("\0")
-        for name in filter(None, tracked):
-            source = ROOT / name
-            if source.is_file():
-                (self.path / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, self.path / name)
+        if source is not None:
+            shutil.copytree(source, self.path, dirs_exist_ok=True)
+        else:
+            tracked = subprocess.run(
+                ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout.split("\0")
+            for name in filter(None, tracked):
+                file = ROOT / name
+                if file.is_file():
+                    (self.path / name).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(file, self.path / name)
         params_file = self.path / "params.yaml"
         params = yaml.safe_load(params_file.read_text())
         params["train"]["iterations"] = iterations

@@ -144,12 +144,14 @@ def run_scale_out(args: argparse.Namespace) -> None:
     print(f"wrote the scale-out section of {args.out}")
 
 
-def run_grid_alone(out: Path) -> None:
-    """Section s alone (the grid twice, about 10 minutes), spliced into ``out``."""
+def run_grid_alone(out: Path, letter: str) -> None:
+    """Section s (the grid twice, about 10 minutes) or t (the 8-job sweep before issue
+    12 and now, about 5 minutes) alone, spliced into ``out``."""
     clone = pipeline_bench.Clone(iterations=3000)
     try:
         with threadpool_limits(limits=1, user_api="blas"):
-            text, _ = sweep_bench.section_grid(clone)
+            section = sweep_bench.section_grid if letter == "s" else sweep_bench.section_eight
+            text, _ = section(clone)
     finally:
         clone.remove()
     document = out.read_text() if out.is_file() else "# Benchmarks\n"
@@ -164,7 +166,8 @@ def main() -> None:
     parser.add_argument("--skip-pipeline", action="store_true", help="sections a-d, h only")
     parser.add_argument(
         "--only",
-        help=f"comma-separated letters among {', '.join(ALONE)}; or s (the grid); or"
+        help=f"comma-separated letters among {', '.join(ALONE)}; or s (the grid), or t"
+        " (the 8-job sweep, before issue 12 and now); or"
         " scale-out (which needs the extras slurm, ray, server and root for the local"
         " stack), run alone and replaced in --out",
     )
@@ -172,8 +175,8 @@ def main() -> None:
     if args.only == "scale-out":
         run_scale_out(args)
         return
-    if args.only == "s":
-        run_grid_alone(args.out)
+    if args.only in ("s", "t"):
+        run_grid_alone(args.out, args.only)
         return
     if args.only:
         letters = args.only.split(",")
@@ -213,6 +216,9 @@ def main() -> None:
             if not args.quick:
                 print("s: the grid, budgets shared or not", flush=True)
                 text, found["grid"] = sweep_bench.section_grid(clone)
+                sections.append(text)
+                print("t: the 8-job sweep, before issue 12 and now", flush=True)
+                text, found["eight"] = sweep_bench.section_eight(clone)
                 sections.append(text)
         finally:
             clone.remove()

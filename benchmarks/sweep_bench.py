@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -232,6 +234,57 @@ def section_grid(clone: Clone) -> tuple[str, dict]:
     ]
     found = {"share speedup": speedup, "same accuracies": same, "bound": bound}
     return "\n".join(text), found
+
+
+# ---- t: the 8-job classic sweep against the tree before issue 12 ------------------------
+
+BEFORE_REVISION = "b2ac619"  # the last commit before issue 12's changes to sweeps
+
+
+def _tree_at(revision: str, destination: Path) -> Path:
+    """The whole tree at ``revision`` (git archive), as its own repository."""
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(
+        ["git", "archive", revision], cwd=root, capture_output=True, check=True
+    ).stdout
+    destination.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(destination)], input=archive, check=True)
+    return destination
+
+
+def section_eight(clone: Clone, repeats: int = 3) -> tuple[str, dict]:
+    """The 8-job classic sweep on joblib with 2 workers, this tree against the tree at
+    ``BEFORE_REVISION``, each in its own copy with its own ``src``; the two take turns."""
+    before = Clone(
+        iterations=clone.iterations,
+        source=_tree_at(BEFORE_REVISION, clone.path.parent / f"{clone.path.name}-before"),
+    )
+    trees = {"before issue 12 (" + BEFORE_REVISION + ")": before, "this tree": clone}
+    command = [python(), "pipelines/run.py", "-m", "seed=0,1,2,3,4,5,6,7"]
+    command += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    walls: dict[str, list[float]] = {name: [] for name in trees}
+    try:
+        for repeat in range(repeats + 1):  # the first round warms up
+            for name, tree in trees.items():
+                out = tree.path / f"bench-eight-{repeat}"
+                start = time.perf_counter()
+                tree.run([*command, f"hydra.sweep.dir={out}"])
+                if repeat:
+                    walls[name].append(time.perf_counter() - start)
+    finally:
+        before.remove()
+    medians = {name: statistics.median(w) for name, w in walls.items()}
+    rows = [[name, f"{medians[name]:.2f}", f"{min(w):.2f}"] for name, w in walls.items()]
+    ratio = medians["this tree"] / medians[next(iter(trees))]
+    text = [
+        "### t. The 8-job classic sweep (`-m seed=0..7`, 3000 iterations), joblib with 2"
+        f" workers, before issue 12 and now ({repeats} runs each, taking turns)\n",
+        table(["tree", "wall median s", "wall min s"], rows),
+        "",
+        f"**This tree takes {ratio:.2f}× the time of the tree before issue 12** (target:"
+        " no slower, <= 1.0 within noise).\n",
+    ]
+    return "\n".join(text), {"eight-job ratio": ratio}
 
 
 if __name__ == "__main__":
