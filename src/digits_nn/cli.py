@@ -16,9 +16,9 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import NoReturn
 
-from digits_nn import config, tracking
+from digits_nn import config
 from digits_nn.config import Config
-from digits_nn.errors import DigitsNNError
+from digits_nn.errors import DigitsNNError, Terminated, raise_on_sigterm
 
 PARAMS_FILE = "params.yaml"
 EXIT_USER_ERROR, EXIT_SIGINT, EXIT_SIGTERM = 2, 130, 143
@@ -37,7 +37,7 @@ def exit_on_user_error() -> Iterator[None]:
     except KeyboardInterrupt:
         log.error("interrupted (SIGINT); outputs are written whole or not at all")
         sys.exit(EXIT_SIGINT)
-    except tracking.Terminated:
+    except Terminated:
         log.error("terminated (SIGTERM); outputs are written whole or not at all")
         sys.exit(EXIT_SIGTERM)
 
@@ -51,7 +51,7 @@ def prepare_exit() -> None:
     handler (logging's flush, MLflow's), which all still run.
     """
     atexit.register(gc.freeze)
-    tracking.raise_on_sigterm()
+    raise_on_sigterm()
 
 
 def guarded(work: Callable[[], None]) -> NoReturn:

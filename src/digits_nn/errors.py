@@ -1,4 +1,13 @@
-"""Errors a user can act on. Entry points report them in one short message, no traceback."""
+"""Errors a user can act on, and the interruption SIGTERM becomes. Entry points report
+them in one short message, no traceback.
+
+This module imports nothing of the project's, so that a DVC stage which only needs to
+report errors (the data stages, through digits_nn.cli) does not depend on the tracking
+code: a change there must not rerun them.
+"""
+
+import signal
+from typing import Any
 
 
 class DigitsNNError(Exception):
@@ -24,3 +33,14 @@ class TrainingDiverged(DigitsNNError):
         super().__init__(message)
         self.partial_cost = partial_cost
         self.partial_classic_cost = partial_classic_cost
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that open runs are closed as KILLED."""
+
+
+def raise_on_sigterm() -> None:
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import re
-import signal
 import tempfile
 import time
 import warnings
@@ -25,7 +24,10 @@ import numpy as np
 
 from digits_nn.config import Config, TrackingConfig
 from digits_nn.data import Split
-from digits_nn.errors import TrackingError
+from digits_nn.errors import Terminated, TrackingError, raise_on_sigterm  # noqa: F401
+
+# Terminated and raise_on_sigterm live in errors, which the data stages import without
+# this module; they are re-exported here for the code that closes and kills runs.
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -53,17 +55,6 @@ HTTP_RETRY_BUDGET = {
 USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:]*)(?::[^/@\s]*)?@")
 # Text artifacts small enough to be scanned for a URI with credentials before logging.
 REDACTED_SUFFIXES = {".yaml", ".yml", ".json", ".csv", ".md", ".txt", ".log"}
-
-
-class Terminated(BaseException):
-    """Raised in the main thread on SIGTERM, so that open runs are closed as KILLED."""
-
-
-def raise_on_sigterm() -> None:
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def project_root() -> Path:
