@@ -448,3 +448,89 @@ def test_down_stops_every_process_by_pid_and_leaves_no_port_open(stack: Stack) -
     assert "running" not in stack.command("status").stdout.replace("not running", "")
     stack.command("up")  # and it comes back, for the fixture's own teardown to stop
     assert set(stack_pids(stack)) == set(pids) - {"ray"}
+
+
+# ---- a job ended by the cluster ---------------------------------------------------------
+
+
+def slurm(stack: Stack, *args: str) -> str:
+    return run_in(stack.repo, list(args), env={"SLURM_CONF": stack.env["SLURM_CONF"]}).stdout
+
+
+@contextlib.contextmanager
+def slurm_sweep(
+    stack: Stack, name: str, *overrides: str
+) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """A SLURM sweep running in the background; interrupted, with its tasks cancelled,
+    if the test fails."""
+    sweep_dir = stack.repo / "multirun" / name
+    command = [
+        sys.executable, "pipelines/run.py", "-m", "hydra/launcher=submitit_slurm",
+        *overrides, f"hydra.sweep.dir={sweep_dir}",
+    ]  # fmt: skip
+    sweep = subprocess.Popen(
+        command, cwd=stack.repo, env=project_env(**stack.env), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        yield sweep, sweep_dir
+    finally:
+        if sweep.poll() is None:
+            sweep.send_signal(signal.SIGINT)
+            sweep.wait(timeout=60)
+        left = slurm(stack, "squeue", "-h", "-o", "%A").split()
+        if left:
+            slurm(stack, "scancel", *left)
+
+
+def test_a_job_cancelled_by_slurm_ends_killed_and_the_sweep_names_it(stack: Stack) -> None:
+    """scancel (SIGTERM, then SIGKILL after KillWait): the job closes its own run as
+    KILLED. A job SIGKILLed outright cannot: the sweep closes it. Without accounting
+    (no sacct) neither hangs the sweep, and the third job still runs and finishes."""
+    overrides = ("seed=0,1,2", "train.iterations=10000")
+    with slurm_sweep(stack, "scancel", *overrides) as (sweep, sweep_dir):
+        parent, _ = wait_for_running_children(stack, sweep_dir, 2)
+        running = sorted(slurm(stack, "squeue", "-h", "-r", "-t", "RUNNING", "-o", "%i").split())
+        assert len(running) == 2, running  # two CPUs: the third task waits
+        cancelled, killed = running
+        slurm(stack, "scancel", cancelled)
+        slurm(stack, "scancel", "--signal=KILL", killed)
+        ended = time.monotonic()
+        stdout, stderr = sweep.communicate(timeout=600)
+    print(f"the sweep ended {time.monotonic() - ended:.1f} s after the scancel")
+    said = stdout + stderr
+    assert sweep.returncode != 0
+    failure = next((line for line in said.splitlines() if "2 job(s) failed" in line), "")
+    by_scancel = f"job {cancelled} ended without a result (SLURM state CANCELLED)"
+    assert by_scancel in failure, said[-3000:]
+    assert f"job {killed} ended without a result" in failure
+    summary = (sweep_dir / "sweep_summary.csv").read_text()
+    assert summary.count(",FAILED,") == 2 and summary.count(",FINISHED,") == 1, summary
+    assert "SLURM state CANCELLED" in summary
+    statuses = sorted(r.info.status for r in runs_of(stack, parent.info.run_id))
+    assert statuses == ["FINISHED", "KILLED", "KILLED"], statuses
+    assert "closed as KILLED" in said  # the SIGKILLed job's run, by the sweep
+
+
+def test_a_job_past_its_time_limit_ends_killed_and_the_sweep_names_it(stack: Stack) -> None:
+    """A one-minute limit: the short job finishes, the long one is ended by SLURM at its
+    limit (SIGTERM) and its run is KILLED; the sweep names it TIMEOUT."""
+    overrides = (
+        "train.iterations=50,1000000", "hydra.sweeper.share_budgets=false",
+        "hydra.launcher.timeout_min=1",
+    )  # fmt: skip
+    started = time.monotonic()
+    with slurm_sweep(stack, "time-limit", *overrides) as (sweep, sweep_dir):
+        stdout, stderr = sweep.communicate(timeout=400)
+    print(f"the sweep took {time.monotonic() - started:.1f} s")
+    said = stdout + stderr
+    assert sweep.returncode != 0
+    failure = next((line for line in said.splitlines() if "1 job(s) failed" in line), "")
+    assert "train.iterations=1000000" in failure and "SLURM state TIMEOUT" in failure, said[-3000:]
+    summary = (sweep_dir / "sweep_summary.csv").read_text()
+    assert summary.count(",FAILED,") == 1 and summary.count(",FINISHED,") == 1, summary
+    parent = parent_of_sweep(stack, sweep_dir)
+    statuses = {
+        r.data.params["train.iterations"]: r.info.status for r in runs_of(stack, parent.info.run_id)
+    }
+    assert statuses == {"50": "FINISHED", "1000000": "KILLED"}, statuses

@@ -268,7 +268,16 @@ class _Tolerant:
 
 
 class SlurmLauncher(_Tolerant, plugin.SlurmLauncher):
-    pass
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
+        # submitit asks SLURM for its early warning (USR2) signal_delay_s before the
+        # limit. Past the limit's start it comes at once, before the job set a handler,
+        # and its default action kills the job (state FAILED, not TIMEOUT): keep it
+        # within the second half of the limit.
+        limit_min, delay_s = self.params.get("timeout_min"), self.params.get("signal_delay_s")
+        if limit_min and delay_s is not None and delay_s > limit_min * 30:
+            log.info("signal_delay_s %s is over half the time limit: %s", delay_s, limit_min * 30)
+            self.params["signal_delay_s"] = int(limit_min * 30)
+        return super().launch(job_overrides, initial_job_idx)
 
 
 class LocalLauncher(_Tolerant, plugin.LocalLauncher):
