@@ -148,3 +148,35 @@ def test_a_task_that_left_no_result_comes_back_failed_naming_its_slurm_state(
     with pytest.raises(launchers.JobEndedByCluster, match=r"41_0 ended without a result"):
         returned.return_value  # noqa: B018  (raises the job's error)
     assert "SLURM state CANCELLED" in str(returned._return_value)
+
+
+def test_the_sweep_closes_as_killed_the_run_a_killed_job_left_running(tmp_path: Path) -> None:
+    """A job SIGKILLed cannot close its run: at the sweep's end its run is found by its
+    sweep-job tag under the parent, and only the failed jobs' RUNNING runs are closed."""
+    from digits_nn import config, runner, sweep, tracking
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        uri = f"sqlite:///{tmp_path}/mlflow.db"
+        store = tracking.open_store(config.TrackingConfig(uri=uri), tmp_path)
+    client = store.client
+    parent = client.create_run(store.experiment_id).info.run_id
+
+    def child(key: str, status: str | None, parent_id: str = parent) -> str:
+        tags = {"mlflow.parentRunId": parent_id, runner.SWEEP_JOB_TAG: key}
+        run_id = client.create_run(store.experiment_id, tags=tags).info.run_id
+        if status:
+            client.set_terminated(run_id, status=status)
+        return run_id
+
+    killed = child("seed=0", None)  # SIGKILLed mid-training: still RUNNING
+    finished = child("seed=1", "FINISHED")
+    failed = child("seed=2", "FAILED")
+    elsewhere = child("seed=0", None, client.create_run(store.experiment_id).info.run_id)
+
+    rows = [{"key": "seed=0"}, {"key": "seed=2"}]
+    assert sweep.close_orphaned_runs(store, parent, rows) == [killed]
+
+    status = {run_id: client.get_run(run_id).info.status for run_id in (killed, finished, failed)}
+    assert status == {killed: "KILLED", finished: "FINISHED", failed: "FAILED"}
+    assert client.get_run(elsewhere).info.status == "RUNNING"  # another sweep's
