@@ -483,6 +483,26 @@ def slurm_sweep(
             slurm(stack, "scancel", *left)
 
 
+def sigkill_task(task: str) -> None:
+    """SIGKILL the Python process of an array task (``<job>_<task>``), as the OOM killer
+    or a lost node would end it: no handler runs. (``scancel --signal=KILL`` would not do:
+    SLURM turns it into a cancel, SIGTERM first.)"""
+    import psutil
+
+    job, _, index = task.partition("_")
+    wanted = {"SLURM_ARRAY_JOB_ID": job, "SLURM_ARRAY_TASK_ID": index}
+    victims = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "submitit.core._submit" not in command or "python" not in Path(command[0]).name:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if wanted.items() <= process.environ().items():
+                victims.append(process)
+    assert len(victims) == 1, victims
+    victims[0].kill()
+
+
 def test_a_job_cancelled_by_slurm_ends_killed_and_the_sweep_names_it(stack: Stack) -> None:
     """scancel (SIGTERM, then SIGKILL after KillWait): the job closes its own run as
     KILLED. A job SIGKILLed outright cannot: the sweep closes it. Without accounting
@@ -494,7 +514,7 @@ def test_a_job_cancelled_by_slurm_ends_killed_and_the_sweep_names_it(stack: Stac
         assert len(running) == 2, running  # two CPUs: the third task waits
         cancelled, killed = running
         slurm(stack, "scancel", cancelled)
-        slurm(stack, "scancel", "--signal=KILL", killed)
+        sigkill_task(killed)
         ended = time.monotonic()
         stdout, stderr = sweep.communicate(timeout=600)
     print(f"the sweep ended {time.monotonic() - ended:.1f} s after the scancel")
