@@ -483,14 +483,19 @@ def slurm_sweep(
             slurm(stack, "scancel", *left)
 
 
-def sigkill_task(task: str) -> None:
-    """SIGKILL the Python process of an array task (``<job>_<task>``), as the OOM killer
-    or a lost node would end it: no handler runs. (``scancel --signal=KILL`` would not do:
-    SLURM turns it into a cancel, SIGTERM first.)"""
+def sigkill_task(stack: Stack, task: str) -> None:
+    """SIGKILL the Python process of an array task (``<job>_<task>``) of this stack's
+    cluster (others on the machine number their jobs alike), as the OOM killer or a lost
+    node would end it: no handler runs. (``scancel --signal=KILL`` would not do: SLURM
+    turns it into a cancel, SIGTERM first.)"""
     import psutil
 
     job, _, index = task.partition("_")
-    wanted = {"SLURM_ARRAY_JOB_ID": job, "SLURM_ARRAY_TASK_ID": index}
+    wanted = {
+        "SLURM_CONF": stack.env["SLURM_CONF"],
+        "SLURM_ARRAY_JOB_ID": job,
+        "SLURM_ARRAY_TASK_ID": index,
+    }
     victims = []
     for process in psutil.process_iter(["cmdline"]):
         command = process.info["cmdline"] or []
@@ -514,7 +519,7 @@ def test_a_job_cancelled_by_slurm_ends_killed_and_the_sweep_names_it(stack: Stac
         assert len(running) == 2, running  # two CPUs: the third task waits
         cancelled, killed = running
         slurm(stack, "scancel", cancelled)
-        sigkill_task(killed)
+        sigkill_task(stack, killed)
         ended = time.monotonic()
         stdout, stderr = sweep.communicate(timeout=600)
     print(f"the sweep ended {time.monotonic() - ended:.1f} s after the scancel")
