@@ -9,9 +9,9 @@ running", so the sweep waits forever for a job that was cancelled. Here:
 
 - in the job, SIGTERM (what SLURM sends first when it ends a job; submitit ignores it)
   raises :class:`digits_nn.tracking.Terminated`, so the open MLflow run is closed as
-  KILLED, as on Ctrl-C. submitit's early warning of the time limit (USR2,
-  ``signal_delay_s`` before it) would fail the job at once, as it cannot be
-  checkpointed: the job runs on instead, and the limit's SIGTERM ends it KILLED;
+  KILLED, as on Ctrl-C. The preset asks for no early warning of the time limit
+  (``signal_delay_s: 0``); if a user asks for one, submitit's handler would fail the
+  job at once, as it cannot be checkpointed: the job runs on instead, to the limit;
 - in the launching process, each SLURM job's state comes from :class:`ScontrolWatcher`:
   ``sacct`` where accounting is on, else slurmctld's own view (``scontrol show job``);
 - a job that ended without a result comes back as a FAILED ``JobReturn`` naming its
@@ -268,16 +268,7 @@ class _Tolerant:
 
 
 class SlurmLauncher(_Tolerant, plugin.SlurmLauncher):
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
-        # submitit asks SLURM for its early warning (USR2) signal_delay_s before the
-        # limit. Past the limit's start it comes at once, before the job set a handler,
-        # and its default action kills the job (state FAILED, not TIMEOUT): keep it
-        # within the second half of the limit.
-        limit_min, delay_s = self.params.get("timeout_min"), self.params.get("signal_delay_s")
-        if limit_min and delay_s is not None and delay_s > limit_min * 30:
-            log.info("signal_delay_s %s is over half the time limit: %s", delay_s, limit_min * 30)
-            self.params["signal_delay_s"] = int(limit_min * 30)
-        return super().launch(job_overrides, initial_job_idx)
+    pass
 
 
 class LocalLauncher(_Tolerant, plugin.LocalLauncher):
