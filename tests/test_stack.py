@@ -508,13 +508,27 @@ def sigkill_task(stack: Stack, task: str) -> None:
     victims[0].kill()
 
 
+def wait_until_training(stack: Stack, sweep_dir: Path, count: int, within: float = 900) -> Any:
+    """The sweep's parent run once ``count`` of its children are RUNNING at once (jobs
+    start slowly on a loaded machine: the time is generous, not part of what is tested)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        with contextlib.suppress(Exception):
+            parent = parent_of_sweep(stack, sweep_dir)
+            children = runs_of(stack, parent.info.run_id)
+            if sum(r.info.status == "RUNNING" for r in children) >= count:
+                return parent
+    raise AssertionError(f"{count} jobs never trained at once within {within:.0f} s")
+
+
 def test_a_job_cancelled_by_slurm_ends_killed_and_the_sweep_names_it(stack: Stack) -> None:
     """scancel (SIGTERM, then SIGKILL after KillWait): the job closes its own run as
     KILLED. A job SIGKILLed outright cannot: the sweep closes it. Without accounting
     (no sacct) neither hangs the sweep, and the third job still runs and finishes."""
     overrides = ("seed=0,1,2", "train.iterations=10000")
     with slurm_sweep(stack, "scancel", *overrides) as (sweep, sweep_dir):
-        parent, _ = wait_for_running_children(stack, sweep_dir, 2)
+        parent = wait_until_training(stack, sweep_dir, 2)
         running = sorted(slurm(stack, "squeue", "-h", "-r", "-t", "RUNNING", "-o", "%i").split())
         assert len(running) == 2, running  # two CPUs: the third task waits
         cancelled, killed = running
@@ -538,24 +552,21 @@ def test_a_job_cancelled_by_slurm_ends_killed_and_the_sweep_names_it(stack: Stac
 
 
 def test_a_job_past_its_time_limit_ends_killed_and_the_sweep_names_it(stack: Stack) -> None:
-    """A one-minute limit: the short job finishes, the long one is ended by SLURM at its
-    limit (SIGTERM) and its run is KILLED; the sweep names it TIMEOUT."""
-    overrides = (
-        "train.iterations=50,1000000", "hydra.sweeper.share_budgets=false",
-        "hydra.launcher.timeout_min=1",
-    )  # fmt: skip
+    """A one-minute limit on a job that needs far more: SLURM ends it at its limit
+    (SIGTERM, then SIGKILL) and its run is KILLED; the sweep names it TIMEOUT. (That the
+    other jobs of a sweep finish is in the scancel test: a job short enough to finish
+    within one minute is not, on a loaded machine.)"""
+    overrides = ("seed=0", "train.iterations=1000000", "hydra.launcher.timeout_min=1")
     started = time.monotonic()
     with slurm_sweep(stack, "time-limit", *overrides) as (sweep, sweep_dir):
-        stdout, stderr = sweep.communicate(timeout=400)
+        stdout, stderr = sweep.communicate(timeout=600)
     print(f"the sweep took {time.monotonic() - started:.1f} s")
     said = stdout + stderr
     assert sweep.returncode != 0
     failure = next((line for line in said.splitlines() if "1 job(s) failed" in line), "")
     assert "train.iterations=1000000" in failure and "SLURM state TIMEOUT" in failure, said[-3000:]
     summary = (sweep_dir / "sweep_summary.csv").read_text()
-    assert summary.count(",FAILED,") == 1 and summary.count(",FINISHED,") == 1, summary
+    assert summary.count(",FAILED,") == 1 and "SLURM state TIMEOUT" in summary, summary
     parent = parent_of_sweep(stack, sweep_dir)
-    statuses = {
-        r.data.params["train.iterations"]: r.info.status for r in runs_of(stack, parent.info.run_id)
-    }
-    assert statuses == {"50": "FINISHED", "1000000": "KILLED"}, statuses
+    statuses = [r.info.status for r in runs_of(stack, parent.info.run_id)]
+    assert statuses == ["KILLED"], statuses
