@@ -448,3 +448,125 @@ def test_down_stops_every_process_by_pid_and_leaves_no_port_open(stack: Stack) -
     assert "running" not in stack.command("status").stdout.replace("not running", "")
     stack.command("up")  # and it comes back, for the fixture's own teardown to stop
     assert set(stack_pids(stack)) == set(pids) - {"ray"}
+
+
+# ---- a job ended by the cluster ---------------------------------------------------------
+
+
+def slurm(stack: Stack, *args: str) -> str:
+    return run_in(stack.repo, list(args), env={"SLURM_CONF": stack.env["SLURM_CONF"]}).stdout
+
+
+@contextlib.contextmanager
+def slurm_sweep(
+    stack: Stack, name: str, *overrides: str
+) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """A SLURM sweep running in the background; interrupted, with its tasks cancelled,
+    if the test fails."""
+    sweep_dir = stack.repo / "multirun" / name
+    command = [
+        sys.executable, "pipelines/run.py", "-m", "hydra/launcher=submitit_slurm",
+        *overrides, f"hydra.sweep.dir={sweep_dir}",
+    ]  # fmt: skip
+    sweep = subprocess.Popen(
+        command, cwd=stack.repo, env=project_env(**stack.env), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        yield sweep, sweep_dir
+    finally:
+        if sweep.poll() is None:
+            sweep.send_signal(signal.SIGINT)
+            sweep.wait(timeout=60)
+        left = slurm(stack, "squeue", "-h", "-o", "%A").split()
+        if left:
+            slurm(stack, "scancel", *left)
+
+
+def sigkill_task(stack: Stack, task: str) -> None:
+    """SIGKILL the Python process of an array task (``<job>_<task>``) of this stack's
+    cluster (others on the machine number their jobs alike), as the OOM killer or a lost
+    node would end it: no handler runs. (``scancel --signal=KILL`` would not do: SLURM
+    turns it into a cancel, SIGTERM first.)"""
+    import psutil
+
+    job, _, index = task.partition("_")
+    wanted = {
+        "SLURM_CONF": stack.env["SLURM_CONF"],
+        "SLURM_ARRAY_JOB_ID": job,
+        "SLURM_ARRAY_TASK_ID": index,
+    }
+    victims = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "submitit.core._submit" not in command or "python" not in Path(command[0]).name:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if wanted.items() <= process.environ().items():
+                victims.append(process)
+    assert len(victims) == 1, victims
+    victims[0].kill()
+
+
+def wait_until_training(stack: Stack, sweep_dir: Path, count: int, within: float = 900) -> Any:
+    """The sweep's parent run once ``count`` of its children are RUNNING at once (jobs
+    start slowly on a loaded machine: the time is generous, not part of what is tested)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        with contextlib.suppress(Exception):
+            parent = parent_of_sweep(stack, sweep_dir)
+            children = runs_of(stack, parent.info.run_id)
+            if sum(r.info.status == "RUNNING" for r in children) >= count:
+                return parent
+    raise AssertionError(f"{count} jobs never trained at once within {within:.0f} s")
+
+
+def test_a_job_cancelled_by_slurm_ends_killed_and_the_sweep_names_it(stack: Stack) -> None:
+    """scancel (SIGTERM, then SIGKILL after KillWait): the job closes its own run as
+    KILLED. A job SIGKILLed outright cannot: the sweep closes it. Without accounting
+    (no sacct) neither hangs the sweep, and the third job still runs and finishes."""
+    overrides = ("seed=0,1,2", "train.iterations=10000")
+    with slurm_sweep(stack, "scancel", *overrides) as (sweep, sweep_dir):
+        parent = wait_until_training(stack, sweep_dir, 2)
+        running = sorted(slurm(stack, "squeue", "-h", "-r", "-t", "RUNNING", "-o", "%i").split())
+        assert len(running) == 2, running  # two CPUs: the third task waits
+        cancelled, killed = running
+        slurm(stack, "scancel", cancelled)
+        sigkill_task(stack, killed)
+        ended = time.monotonic()
+        stdout, stderr = sweep.communicate(timeout=600)
+    print(f"the sweep ended {time.monotonic() - ended:.1f} s after the scancel")
+    said = stdout + stderr
+    assert sweep.returncode != 0
+    failure = next((line for line in said.splitlines() if "2 job(s) failed" in line), "")
+    by_scancel = f"job {cancelled} ended without a result (SLURM state CANCELLED)"
+    assert by_scancel in failure, said[-3000:]
+    assert f"job {killed} ended without a result" in failure
+    summary = (sweep_dir / "sweep_summary.csv").read_text()
+    assert summary.count(",FAILED,") == 2 and summary.count(",FINISHED,") == 1, summary
+    assert "SLURM state CANCELLED" in summary
+    statuses = sorted(r.info.status for r in runs_of(stack, parent.info.run_id))
+    assert statuses == ["FINISHED", "KILLED", "KILLED"], statuses
+    assert "closed as KILLED" in said  # the SIGKILLed job's run, by the sweep
+
+
+def test_a_job_past_its_time_limit_ends_killed_and_the_sweep_names_it(stack: Stack) -> None:
+    """A one-minute limit on a job that needs far more: SLURM ends it at its limit
+    (SIGTERM, then SIGKILL) and its run is KILLED; the sweep names it TIMEOUT. (That the
+    other jobs of a sweep finish is in the scancel test: a job short enough to finish
+    within one minute is not, on a loaded machine.)"""
+    overrides = ("seed=0", "train.iterations=1000000", "hydra.launcher.timeout_min=1")
+    started = time.monotonic()
+    with slurm_sweep(stack, "time-limit", *overrides) as (sweep, sweep_dir):
+        stdout, stderr = sweep.communicate(timeout=600)
+    print(f"the sweep took {time.monotonic() - started:.1f} s")
+    said = stdout + stderr
+    assert sweep.returncode != 0
+    failure = next((line for line in said.splitlines() if "1 job(s) failed" in line), "")
+    assert "train.iterations=1000000" in failure and "SLURM state TIMEOUT" in failure, said[-3000:]
+    summary = (sweep_dir / "sweep_summary.csv").read_text()
+    assert summary.count(",FAILED,") == 1 and "SLURM state TIMEOUT" in summary, summary
+    parent = parent_of_sweep(stack, sweep_dir)
+    statuses = [r.info.status for r in runs_of(stack, parent.info.run_id)]
+    assert statuses == ["KILLED"], statuses

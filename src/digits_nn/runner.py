@@ -207,6 +207,10 @@ def _run(
         overrides=overrides,
         parent_run_id=parent_run_id,
     ) as recorder:
+        if in_sweep:
+            # Which configuration, from the start: for a rerun, and for the launching
+            # side to close the run as KILLED if the job is killed before it can.
+            recorder.tag(SWEEP_JOB_TAG, job.key)
         if shared is None:
             progress = not in_sweep and pipeline.interactive()
             result = pipeline.train_and_record(
@@ -214,8 +218,6 @@ def _run(
             )
         else:
             result = _record_shared(cfg, shared, recorder, paths, params_file, scaled)
-        if in_sweep:
-            recorder.tag(SWEEP_JOB_TAG, job.key)  # which configuration, for a rerun
         evaluation = pipeline.evaluate_and_record(
             result.network,
             pipeline.fitted_split(split, cfg),

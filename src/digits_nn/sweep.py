@@ -189,6 +189,7 @@ class SweepCallback(Callback):
         try:
             if self.store is not None and self.parent_run_id is not None:
                 client = self.store.client
+                close_orphaned_runs(self.store, self.parent_run_id, failed)
                 tracking.log_artifacts(self.store, self.parent_run_id, written)
                 values = parent_metrics(rows, metric)
                 values["duration_s"] = time.perf_counter() - self.started
@@ -227,6 +228,35 @@ class SweepCallback(Callback):
             client.set_terminated(child.info.run_id, status="KILLED")
         client.set_terminated(self.parent_run_id, status="KILLED")
         self.parent_run_id = None
+
+
+def close_orphaned_runs(
+    store: tracking.Store, parent_run_id: str, failed: list[dict[str, Any]]
+) -> list[str]:
+    """Close as KILLED the child runs that failed jobs left RUNNING; their ids.
+
+    A job closes its own run however it ends, unless it is killed outright: SIGKILL
+    after the cluster's grace period (SLURM's KillWait), a lost node, the OOM killer.
+    When the sweep ends every job has ended, so such a run is found by its job's key
+    (the sweep-job tag, set when the run starts) under the parent run.
+    """
+    client, closed = store.client, []
+    for row in failed:
+        running = client.search_runs(
+            [store.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'"
+            f" and tags.{runner.SWEEP_JOB_TAG} = '{row['key']}'"
+            " and attributes.status = 'RUNNING'",
+        )
+        for child in running:
+            log.warning(
+                "job %s ended without closing its run %s: closed as KILLED",
+                row["key"],
+                child.info.run_id,
+            )
+            client.set_terminated(child.info.run_id, status="KILLED")
+            closed.append(child.info.run_id)
+    return closed
 
 
 PARENT_FILE = "parent_run.json"
