@@ -8,6 +8,7 @@ Each test here kills mutants that survived the rest of the fast suite.
 from __future__ import annotations
 
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -125,3 +126,88 @@ def test_an_unknown_top_level_key_lists_the_groups() -> None:
         config.parse({"foo": 1})
     # The groups may grow; the start of the message may not change.
     assert str(info.value).startswith("foo: unknown key at the top level. Allowed keys: seed, data")
+
+
+# ---- the progress bar: what a person at a terminal sees -----------------------------------
+
+
+class RecordingBar:
+    """Stands in for tqdm: records how the bar is made and every call made on it."""
+
+    made: ClassVar[list[RecordingBar]] = []
+
+    def __init__(self, **options) -> None:
+        self.options, self.n, self.calls = options, 0, []
+        RecordingBar.made.append(self)
+
+    def __enter__(self) -> RecordingBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.calls.append("closed")
+
+    def set_postfix(self, refresh: bool = True, **values) -> None:
+        self.calls.append(("postfix", self.n, values, refresh))
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        self.calls.append(("update", k))
+
+
+@pytest.fixture
+def bars(monkeypatch) -> list[RecordingBar]:
+    from digits_nn import modern, train
+
+    RecordingBar.made = []
+    monkeypatch.setattr(train, "tqdm", RecordingBar)
+    monkeypatch.setattr(modern, "tqdm", RecordingBar)
+    return RecordingBar.made
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_the_kernels_bar_counts_iterations_and_shows_the_cost_every_50(bars, progress) -> None:
+    """One bar of 120 iterations, left off the terminal when done; the cost read-out
+    (four decimals, the cost of iteration 50, 100, and the last) refreshed every 50."""
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((12, 5)), np.eye(3)[rng.integers(0, 3, 12)]
+    result = gradient_descent(network.init_uniform([5, 4, 3], 0), X, Y, 0.5, 120, progress)
+    (bar,) = bars
+    assert bar.options == {
+        "total": 120, "desc": "train", "unit": "it", "disable": not progress, "leave": False
+    }  # fmt: skip
+    cost = result.cost_curve
+    assert bar.calls == [
+        ("postfix", 0, {"cost": f"{cost[49]:.4f}"}, False),
+        ("update", 50),
+        ("postfix", 50, {"cost": f"{cost[99]:.4f}"}, False),
+        ("update", 50),
+        ("postfix", 100, {"cost": f"{cost[119]:.4f}"}, False),
+        ("update", 20),
+        "closed",
+    ]
+
+
+def test_a_diverged_run_says_where_and_what_to_change_on_both_paths() -> None:
+    """The whole message, and the curves recorded up to the failing iteration, from the
+    kernel and from the general path alike."""
+    from digits_nn import modern
+    from digits_nn.errors import TrainingDiverged
+
+    rng = np.random.default_rng(4)
+    X, Y = rng.standard_normal((6, 3)), np.eye(2)[rng.integers(0, 2, 6)]
+    options = config.TrainConfig(alpha=float("inf"), iterations=5)  # parse refuses it
+    runs = {
+        "kernel": lambda net: gradient_descent(net, X, Y, float("inf"), 5),
+        "general": lambda net: modern.train(net, X, Y, options, seed=0),
+    }
+    for run in runs.values():
+        net = network.init_uniform([3, 2, 2], 0)
+        first = network.half_squared_error(Y, network.forward(net, X)[-1])
+        with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
+            run(net)
+        assert str(info.value) == (
+            "training diverged: the cost became nan at iteration 2 with train.alpha=inf."
+            " Allowed: a smaller train.alpha."
+        )
+        assert info.value.partial_cost.tolist() == pytest.approx([first], rel=1e-12)
+        assert len(info.value.partial_classic_cost) == 1
