@@ -111,6 +111,15 @@ MESSAGES = [
     ({"model": {"hidden_sizes": [1, "a"]}}, "model.hidden_sizes[1]='a' is not allowed: null or a list of whole numbers."),
     ({"seed": 1.5}, "seed=1.5 is not allowed: a whole number."),
     ({"train": 3}, "wrong shape: Merge error: int is not a subclass of TrainConfig. value: 3; every config group must be a mapping of keys."),
+    # Every type of the schema has its own wording, and a group set to null the fallback.
+    ({"tracking": {"enabled": "maybe"}}, "tracking.enabled='maybe' is not allowed: true or false."),
+    ({"model": {"activation": [1]}}, "model.activation=[1] is not allowed: a string."),
+    ({"tracking": {"uri": [1]}}, "tracking.uri=[1] is not allowed: null or a string."),
+    ({"train": {"batch_size": "abc"}}, "train.batch_size='abc' is not allowed: null or a whole number."),
+    ({"train": {"momentum": "abc"}}, "train.momentum='abc' is not allowed: null or a number."),
+    ({"train": {"nesterov": "maybe"}}, "train.nesterov='maybe' is not allowed: null, true or false."),
+    ({"data": None}, "data=None is not allowed: see conf/ for the expected type."),
+    ({"train": {"foo": {"bar": 1}}}, "train.foo: unknown key in 'train'. Allowed keys: alpha, iterations, dtype, optimizer, batch_size, momentum, nesterov, l2, schedule, decay, validation_size, patience."),
 ]  # fmt: skip
 
 
@@ -211,3 +220,110 @@ def test_a_diverged_run_says_where_and_what_to_change_on_both_paths() -> None:
         )
         assert info.value.partial_cost.tolist() == pytest.approx([first], rel=1e-12)
         assert len(info.value.partial_classic_cost) == 1
+
+
+# ---- the training options: pipeline.fit, _fit_general, carve_validation -------------------
+
+
+@pytest.fixture(scope="module")
+def digits():
+    _, split, onehot = pipeline.prepare_data(config.parse({}))
+    return split, onehot
+
+
+def blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize(
+    "train", [{}, {"optimizer": "sgd", "batch_size": 64}], ids=["kernel", "general"]
+)
+def test_fit_trains_on_one_blas_thread_says_what_it_trains_and_shows_its_bar(
+    digits, bars, caplog, train: dict
+) -> None:
+    """One BLAS thread while training (seen from inside, at each checkpoint), none of it
+    after; the log line describes the run; the bar is shown when asked for."""
+    import logging
+
+    from digits_nn import tracking
+
+    split, onehot = digits
+    cfg = config.parse({"train": {"iterations": 4, **train}, "tracking": {"accuracy_every": 2}})
+    seen: list[tuple[int, set[int]]] = []
+    with caplog.at_level(logging.INFO, logger="digits_nn.pipeline"):
+        pipeline.fit(cfg, split, onehot, True, lambda i, net: seen.append((i, blas_threads())))
+    assert seen == [(2, {1}), (4, {1})]
+    assert [r.getMessage() for r in caplog.records if r.name == "digits_nn.pipeline"] == [
+        f"training {tracking.describe(cfg)}"
+    ]
+    (bar,) = bars
+    assert bar.options["disable"] is False
+
+
+def sklearn_validation_rows(labels: np.ndarray, size: float, seed: int):
+    """The held-out rows as scikit-learn's stratified, seeded split draws them."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(
+        np.arange(len(labels)), test_size=size, random_state=seed, stratify=labels
+    )
+
+
+@pytest.mark.parametrize(("size", "seed"), [(0.2, 0), (0.35, 5)])
+def test_the_validation_rows_are_sklearns_stratified_seeded_share(digits, size, seed) -> None:
+    split, onehot = digits
+    fit, held = sklearn_validation_rows(split.y_train, size, seed)
+    X_fit, Y_fit, (X_val, Y_val) = pipeline.carve_validation(
+        split.X_train, onehot.Y_train, size, seed
+    )
+    np.testing.assert_array_equal(X_fit, split.X_train[fit])
+    np.testing.assert_array_equal(Y_fit, onehot.Y_train[fit])
+    np.testing.assert_array_equal(X_val, split.X_train[held])
+    np.testing.assert_array_equal(Y_val, onehot.Y_train[held])
+
+
+def test_fit_with_validation_rows_trains_on_the_rest_and_reports_their_accuracy(digits) -> None:
+    """The general path with validation rows and early stopping, followed by hand: the
+    network trained on the rows kept, the curves and best iteration of that training, and
+    the accuracy counted on the held-out rows."""
+    from digits_nn import modern
+
+    split, onehot = digits
+    train = {"alpha": 2.0, "iterations": 6, "validation_size": 0.3, "patience": 2}
+    cfg = config.parse({"seed": 3, "train": train, "tracking": {"accuracy_every": 0}})
+    result = pipeline.fit(cfg, split, onehot, progress=False)
+
+    fit, held = sklearn_validation_rows(split.y_train, 0.3, 3)
+    net = modern.init_network([64, 30, 10], "uniform", 3)
+    validation = (split.X_train[held], onehot.Y_train[held])
+    with threadpool_limits(limits=1, user_api="blas"):
+        history = modern.train(
+            net, split.X_train[fit], onehot.Y_train[fit], cfg.train, 3, validation
+        )
+    for a, b in zip(result.network.weights + result.network.biases, net.weights + net.biases):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(result.cost_curve, history.cost_curve)
+    np.testing.assert_array_equal(result.classic_cost_curve, history.classic_cost_curve)
+    np.testing.assert_array_equal(result.validation_cost_curve, history.validation_cost_curve)
+    assert result.best_iteration == history.best_iteration
+    hidden = 1 / (1 + np.exp(-(split.X_train[held] @ net.weights[0].T + net.biases[0])))
+    output = hidden @ net.weights[1].T + net.biases[1]
+    expected = np.mean(output.argmax(axis=1) == split.y_train[held])
+    assert result.validation_accuracy == pytest.approx(expected, abs=1e-12)
+    assert 0.0 < expected < 1.0  # the oracle can tell a wrong count
+
+
+def test_fit_without_validation_rows_reports_no_validation_figures(digits) -> None:
+    split, onehot = digits
+    cfg = config.parse(
+        {
+            "train": {"optimizer": "sgd", "batch_size": 100, "iterations": 2},
+            "tracking": {"accuracy_every": 0},
+        }
+    )
+    result = pipeline.fit(cfg, split, onehot, progress=False)
+    assert result.validation_cost_curve is None
+    assert result.validation_accuracy is None
+    assert result.best_iteration is None
