@@ -327,3 +327,65 @@ def test_fit_without_validation_rows_reports_no_validation_figures(digits) -> No
     assert result.validation_cost_curve is None
     assert result.validation_accuracy is None
     assert result.best_iteration is None
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_the_general_paths_bar_counts_iterations_and_shows_each_cost(bars, progress) -> None:
+    from digits_nn import modern
+
+    rng = np.random.default_rng(5)
+    X, Y = rng.standard_normal((10, 4)), np.eye(3)[rng.integers(0, 3, 10)]
+    net = modern.init_network([4, 3, 3], "xavier", 1, "float64", "tanh", "softmax")
+    options = config.parse({"train": {"optimizer": "sgd", "batch_size": 4, "iterations": 3}}).train
+    history = modern.train(net, X, Y, options, seed=0, progress=progress)
+    (bar,) = bars
+    assert bar.options == {"total": 3, "desc": "train", "unit": "it", "disable": not progress}
+    expected = []
+    for i, cost in enumerate(history.cost_curve):
+        expected += [("postfix", i, {"cost": f"{cost:.4f}"}, False), ("update", 1)]
+    assert bar.calls == [*expected, "closed"]
+
+
+@pytest.mark.parametrize(
+    ("model", "train"),
+    [
+        ({"activation": "tanh"}, {}),
+        ({"output": "softmax"}, {}),
+        ({"init": "xavier", "activation": "relu"}, {"dtype": "float32"}),
+        ({"hidden_sizes": [7, 5]}, {"optimizer": "sgd", "batch_size": 50, "dtype": "float32"}),
+    ],
+    ids=["tanh", "softmax", "relu-float32", "two-layers-float32"],
+)
+def test_fit_trains_the_configured_network_as_the_general_path_does_by_hand(
+    digits, model: dict, train: dict
+) -> None:
+    """The network fit builds and trains, rebuilt here from the options: its layers, its
+    initialisation and seed, its activations and its float type, trained on the training
+    rows cast to that type (the classic kernel knows only sigmoid layers)."""
+    from digits_nn import modern
+
+    split, onehot = digits
+    cfg = config.parse(
+        {
+            "seed": 4,
+            "model": model,
+            "train": {"alpha": 0.5, "iterations": 3, **train},
+            "tracking": {"accuracy_every": 0},
+        }
+    )
+    result = pipeline.fit(cfg, split, onehot, progress=False)
+    dtype = train.get("dtype", "float64")
+    hidden = model.get("hidden_sizes", [30])
+    net = modern.init_network(
+        [64, *hidden, 10], model.get("init", "uniform"), 4, dtype,
+        model.get("activation", "sigmoid"), model.get("output", "sigmoid"),
+    )  # fmt: skip
+    with threadpool_limits(limits=1, user_api="blas"):
+        history = modern.train(
+            net, split.X_train.astype(dtype), onehot.Y_train.astype(dtype), cfg.train, 4
+        )
+    assert (result.network.activation, result.network.output) == (net.activation, net.output)
+    for a, b in zip(result.network.weights + result.network.biases, net.weights + net.biases):
+        assert a.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(result.cost_curve, history.cost_curve)
