@@ -119,6 +119,17 @@ MESSAGES = [
     ({"train": {"momentum": "abc"}}, "train.momentum='abc' is not allowed: null or a number."),
     ({"train": {"nesterov": "maybe"}}, "train.nesterov='maybe' is not allowed: null, true or false."),
     ({"data": None}, "data=None is not allowed: see conf/ for the expected type."),
+    # The validation share: the range of shares that stratify, or none at all.
+    ({"train": {"validation_size": 0.005}}, "train.validation_size=0.005 is not allowed: 0, or a share of the 1078 training rows (data.test_size=0.4) leaving at least one row per class (10) both to validate and to fit on: from 0.0093 to 0.9907."),
+    ({"data": {"test_size": 1777 / 1797}, "train": {"validation_size": 0.3}}, "train.validation_size=0.3 is not allowed: 0, or a share of the 20 training rows (data.test_size=0.9888703394546466) leaving at least one row per class (10) both to validate and to fit on: from 0.5 to 0.5."),
+    ({"data": {"test_size": 1778 / 1797}, "train": {"validation_size": 0.3}}, "train.validation_size=0.3 is not allowed: 0, as the 19 training rows (data.test_size=0.9894268224819143) are too few to hold out one row per class."),
+    # Options set where they have no effect, and a decay missing where it acts.
+    ({"train": {"momentum": 0.5}}, "train.momentum=0.5 is not allowed: null unless train.optimizer=momentum (with train.optimizer=gd it has no effect)."),
+    ({"train": {"optimizer": "sgd", "nesterov": True}}, "train.nesterov=True is not allowed: null unless train.optimizer=momentum (with train.optimizer=sgd it has no effect)."),
+    ({"train": {"decay": 0.1}}, "train.decay=0.1 is not allowed: null unless train.schedule=inverse_time (with train.schedule=constant it has no effect)."),
+    ({"train": {"schedule": "inverse_time"}}, "train.decay=None is not allowed: a finite number > 0 with train.schedule=inverse_time (the rate is alpha / (1 + decay * t))."),
+    # Every error at once, one a line, in the order of the schema.
+    ({"model": {"activation": "x", "init": "y"}, "train": {"dtype": "f", "l2": -1}}, "model.activation='x' is not allowed: one of sigmoid, tanh, relu.\nmodel.init='y' is not allowed: one of uniform, xavier, he.\ntrain.dtype='f' is not allowed: one of float64, float32.\ntrain.l2=-1.0 is not allowed: a finite number >= 0."),
     ({"train": {"foo": {"bar": 1}}}, "train.foo: unknown key in 'train'. Allowed keys: alpha, iterations, dtype, optimizer, batch_size, momentum, nesterov, l2, schedule, decay, validation_size, patience."),
 ]  # fmt: skip
 
@@ -389,3 +400,33 @@ def test_fit_trains_the_configured_network_as_the_general_path_does_by_hand(
         assert a.dtype == np.dtype(dtype)
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(result.cost_curve, history.cost_curve)
+
+
+def test_checkpoints_fall_every_so_many_iterations_and_at_the_last_never_with_zero() -> None:
+    from digits_nn.train import is_checkpoint
+
+    assert [i for i in range(1, 11) if is_checkpoint(i, 4, 10)] == [4, 8, 10]
+    assert [i for i in range(1, 11) if is_checkpoint(i, 1, 10)] == list(range(1, 11))
+    assert not any(is_checkpoint(i, 0, 10) for i in range(1, 11))  # 0: never, no division
+    rng = np.random.default_rng(6)
+    X, Y = rng.standard_normal((5, 3)), np.eye(2)[rng.integers(0, 2, 5)]
+    seen: list[int] = []
+    gradient_descent(
+        network.init_uniform([3, 2, 2], 0), X, Y, 0.5, 5, False, lambda i, _: seen.append(i)
+    )
+    assert seen == []  # checkpoint_every defaults to 0
+
+
+def test_training_shows_no_bar_unless_asked(bars) -> None:
+    from digits_nn import modern
+
+    rng = np.random.default_rng(7)
+    X, Y = rng.standard_normal((5, 3)), np.eye(2)[rng.integers(0, 2, 5)]
+    gradient_descent(network.init_uniform([3, 2, 2], 0), X, Y, 0.5, 2)
+    options = config.parse({"train": {"iterations": 2}}).train
+    seen: list[int] = []
+    modern.train(
+        network.init_uniform([3, 2, 2], 0), X, Y, options, 0, None, lambda i, _: seen.append(i)
+    )
+    assert [bar.options["disable"] for bar in bars] == [True, True]
+    assert seen == []  # checkpoint_every defaults to 0: never
