@@ -430,3 +430,162 @@ def test_training_shows_no_bar_unless_asked(bars) -> None:
     )
     assert [bar.options["disable"] for bar in bars] == [True, True]
     assert seen == []  # checkpoint_every defaults to 0: never
+
+
+# ---- the general path's pieces, each against a formula written out here ------------------
+
+
+def by_hand_outputs(net, X):
+    """Logits and outputs of a tanh/sigmoid hidden stack, written out here."""
+    h = X
+    for W, b in zip(net.weights[:-1], net.biases[:-1]):
+        z = h @ W.T + b
+        h = np.tanh(z) if net.activation == "tanh" else 1 / (1 + np.exp(-z))
+    z = h @ net.weights[-1].T + net.biases[-1]
+    if net.output == "softmax":
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return z, e / e.sum(axis=1, keepdims=True)
+    return z, 1 / (1 + np.exp(-z))
+
+
+def test_init_network_defaults_to_the_classic_float64_sigmoid_network() -> None:
+    from digits_nn import modern
+
+    for net in (
+        modern.init_network([3, 4, 2], "uniform", 1),
+        modern.init_network([3, 4, 2], "he", 1),
+    ):
+        assert (net.activation, net.output) == ("sigmoid", "sigmoid")
+        assert {p.dtype for p in net.weights + net.biases} == {np.dtype("float64")}
+    assert network.init_uniform([3, 4, 2], 1).weights[0].dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_scaled_initialisations_are_seeded_normal_draws_scaled_by_hand(dtype: str) -> None:
+    """xavier: N(0, 2 / (n_in + n_out)); he: N(0, 2 / n_in); biases zero; drawn from
+    RandomState(seed) layer by layer."""
+    from digits_nn import modern
+
+    sizes = [5, 4, 3]
+    for scheme, variance in (("xavier", lambda i, o: 2 / (i + o)), ("he", lambda i, o: 2 / i)):
+        net = modern.init_network(sizes, scheme, 9, dtype, "tanh", "softmax")
+        rng = np.random.RandomState(9)
+        assert (net.activation, net.output) == ("tanh", "softmax")
+        for W, b, (n_in, n_out) in zip(net.weights, net.biases, [(5, 4), (4, 3)]):
+            expected = rng.standard_normal((n_out, n_in)) * np.sqrt(variance(n_in, n_out))
+            np.testing.assert_array_equal(W, expected.astype(dtype))
+            assert W.dtype == b.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(b, np.zeros(n_out))
+
+
+def test_uniform_initialisation_keeps_the_activations_asked_for() -> None:
+    from digits_nn import modern
+
+    net = modern.init_network([3, 4, 2], "uniform", 2, "float32", "relu", "softmax")
+    classic = network.init_uniform([3, 4, 2], 2, "float32")
+    assert (net.activation, net.output) == ("relu", "softmax")
+    for a, b in zip(net.weights + net.biases, classic.weights + classic.biases):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == np.float32
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "softmax"])
+def test_the_cost_and_a_point_of_the_curves_follow_their_formulas(output: str) -> None:
+    from digits_nn import modern
+
+    rng = np.random.default_rng(8)
+    X, Y = rng.standard_normal((7, 4)), np.eye(3)[rng.integers(0, 3, 7)]
+    X_val, Y_val = rng.standard_normal((5, 4)), np.eye(3)[rng.integers(0, 3, 5)]
+    net = modern.init_network([4, 6, 3], "xavier", 3, "float64", "tanh", output)
+    for b in net.biases:
+        b += rng.normal(size=b.shape)
+
+    def mean_loss(X, Y):
+        _, out = by_hand_outputs(net, X)
+        if output == "softmax":
+            return -np.sum(Y * np.log(out)) / len(Y)
+        return 0.5 * np.sum((Y - out) ** 2) / len(Y)
+
+    l2, n = 3.0, 40
+    penalty = l2 / (2 * n) * sum(np.sum(W**2) for W in net.weights)
+    assert modern.penalty(net, l2, n) == pytest.approx(penalty, rel=1e-12)
+    assert modern.cost(net, X, Y, l2, n) == pytest.approx(mean_loss(X, Y) + penalty, rel=1e-12)
+    assert modern.cost(net, X, Y, 0.0, n) == pytest.approx(mean_loss(X, Y), rel=1e-12)
+    train_cost, classic, validation = modern.measure(net, X, Y, l2, (X_val, Y_val))
+    assert train_cost == pytest.approx(
+        mean_loss(X, Y) + l2 / (2 * 7) * sum(np.sum(W**2) for W in net.weights), rel=1e-12
+    )
+    _, out = by_hand_outputs(net, X)
+    assert classic == pytest.approx(np.mean(np.sqrt(np.sum((Y - out) ** 2, axis=1))), rel=1e-12)
+    assert validation == pytest.approx(mean_loss(X_val, Y_val), rel=1e-12)
+    assert modern.measure(net, X, Y, l2, None)[2] is None
+
+
+def test_batches_are_all_rows_in_order_or_slices_of_a_fresh_seeded_shuffle() -> None:
+    from digits_nn import modern
+
+    for batch_size in (None, 10, 12):  # all rows, in order, without touching the stream
+        rng = np.random.default_rng(1)
+        assert [b.tolist() for b in modern.batches(10, batch_size, rng)] == [list(range(10))]
+        assert rng.random() == np.random.default_rng(1).random()
+    rng, oracle = np.random.default_rng(2), np.random.default_rng(2)
+    for _ in range(2):  # a fresh shuffle each pass, cut into 4, 4 and the last 2 rows
+        order = oracle.permutation(10).tolist()
+        got = [b.tolist() for b in modern.batches(10, 4, rng)]
+        assert got == [order[0:4], order[4:8], order[8:10]]
+
+
+def early_stopping_run(patience, iterations, validation=True, alpha=1e-300, **train):
+    """modern.train on a problem whose validation loss never improves after the start
+    (a rate too small to move any weight): the iterations it runs, and its history."""
+    from digits_nn import modern
+
+    rng = np.random.default_rng(9)
+    X, Y = rng.standard_normal((12, 4)), np.eye(3)[rng.integers(0, 3, 12)]
+    held = (rng.standard_normal((6, 4)), np.eye(3)[rng.integers(0, 3, 6)])
+    options = config.TrainConfig(alpha=alpha, iterations=iterations, patience=patience, **train)
+    net = network.init_uniform([4, 5, 3], 0)
+    ran: list[int] = []
+    history = modern.train(
+        net, X, Y, options, 0, held if validation else None, lambda i, _: ran.append(i), 1
+    )
+    return ran, history, net
+
+
+@pytest.mark.parametrize("patience", [1, 3])
+def test_early_stopping_stops_after_patience_iterations_without_improvement(patience) -> None:
+    """An equal validation loss is no improvement: the run stops after ``patience``
+    iterations past the first, and keeps the first weights."""
+    ran, history, _ = early_stopping_run(patience, 10)
+    assert ran == list(range(1, patience + 1))
+    assert history.best_iteration == 1
+    assert len(history.cost_curve) == len(history.validation_cost_curve) == 1
+
+
+def test_without_patience_or_validation_rows_the_run_goes_to_the_end() -> None:
+    ran, history, _ = early_stopping_run(None, 4)
+    assert ran == [1, 2, 3, 4] and history.best_iteration is None
+    assert len(history.validation_cost_curve) == 4
+    ran, history, _ = early_stopping_run(2, 4, validation=False)
+    assert ran == [1, 2, 3, 4] and history.best_iteration is None
+    assert history.validation_cost_curve is None
+
+
+def test_early_stopping_keeps_the_weights_after_the_last_pass_when_they_are_best() -> None:
+    """A run that improves to its end: the weights after the last pass (measured once
+    more) are kept, ``best_iteration`` is ``iterations + 1`` and the curves have a point
+    for them."""
+    from digits_nn import modern
+
+    ran, history, net = early_stopping_run(5, 3, alpha=0.05)
+    assert ran == [1, 2, 3]
+    assert history.best_iteration == 4
+    assert len(history.cost_curve) == 4 and np.all(np.diff(history.validation_cost_curve) < 0)
+    _, _, final = early_stopping_run(None, 3, alpha=0.05)  # the same run, never stopping
+    for a, b in zip(net.weights + net.biases, final.weights + final.biases):
+        np.testing.assert_array_equal(a, b)
+    rng = np.random.default_rng(9)
+    rng.standard_normal((12, 4)), rng.integers(0, 3, 12)
+    X_val, Y_val = rng.standard_normal((6, 4)), np.eye(3)[rng.integers(0, 3, 6)]
+    logits = modern.hidden_and_logits(net, X_val)[1]
+    assert history.validation_cost_curve[-1] == modern.loss(Y_val, logits, "sigmoid")
