@@ -589,3 +589,14 @@ def test_early_stopping_keeps_the_weights_after_the_last_pass_when_they_are_best
     X_val, Y_val = rng.standard_normal((6, 4)), np.eye(3)[rng.integers(0, 3, 6)]
     logits = modern.hidden_and_logits(net, X_val)[1]
     assert history.validation_cost_curve[-1] == modern.loss(Y_val, logits, "sigmoid")
+
+
+def test_training_is_silent_when_the_sigmoid_saturates() -> None:
+    """exp(-z) overflowing to inf during training is the sigmoid's right limit 0, on the
+    kernel as in ``forward``: no warning."""
+    X = np.full((4, 3), -1e4)
+    Y = np.eye(2)[[0, 1, 0, 1]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = gradient_descent(network.init_uniform([3, 2, 2], 0), X, Y, 0.5, 2)
+    assert np.all(np.isfinite(result.cost_curve))
