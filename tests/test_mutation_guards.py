@@ -600,3 +600,23 @@ def test_training_is_silent_when_the_sigmoid_saturates() -> None:
         warnings.simplefilter("error")
         result = gradient_descent(network.init_uniform([3, 2, 2], 0), X, Y, 0.5, 2)
     assert np.all(np.isfinite(result.cost_curve))
+
+
+def test_the_float32_kernel_computes_in_float32_throughout() -> None:
+    """train.dtype=float32 is float32 arithmetic: every parameter and buffer of the
+    kernel's workspace is float32, and so are the outputs ``forward`` gives."""
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((6, 4)).astype(np.float32)
+    Y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 6)]
+    net = network.init_uniform([4, 5, 3], 0, "float32")
+    workspace = network.Workspace(net, X, Y)
+    workspace.feed_forward()
+    workspace.output_error_norms()
+    workspace.descend(0.5)
+    buffers = [
+        *workspace.params, *workspace.activations, *workspace.steps, *workspace.deltas,
+        *workspace.fprimes, workspace.batch_rows, workspace.targets, workspace.error,
+        workspace.squares, workspace.norms,
+    ]  # fmt: skip
+    assert {b.dtype for b in buffers} == {np.dtype(np.float32)}
+    assert {h.dtype for h in network.forward(net, X)[1:]} == {np.dtype(np.float32)}
