@@ -607,7 +607,7 @@ def test_the_float32_kernel_computes_in_float32_throughout() -> None:
     kernel's workspace is float32, and so are the outputs ``forward`` gives."""
     rng = np.random.default_rng(10)
     X = rng.standard_normal((6, 4)).astype(np.float32)
-    Y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 6)]
+    Y = np.eye(3)[rng.integers(0, 3, 6)]  # float64 targets are taken in as float32
     net = network.init_uniform([4, 5, 3], 0, "float32")
     workspace = network.Workspace(net, X, Y)
     workspace.feed_forward()
