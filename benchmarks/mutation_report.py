@@ -160,7 +160,8 @@ def write_report(mutants: list[Mutant], explained: dict[str, str]) -> list[str]:
         lines.append(
             f"Last `mutmut run`: {timing['seconds'] / 60:.0f} min wall time"
             + (f" and {cpu / 60:.0f} min of CPU" if cpu is not None else "")
-            + f" with {timing['max_children']} workers (mutants already tested are not rerun)."
+            + f" with {timing['max_children']} worker{'s' if timing['max_children'] > 1 else ''}"
+            + " (mutants already tested are not rerun)."
         )
         if timing.get("note"):
             lines.append(timing["note"])
