@@ -535,38 +535,45 @@ def test_batches_are_all_rows_in_order_or_slices_of_a_fresh_seeded_shuffle() -> 
         assert got == [order[0:4], order[4:8], order[8:10]]
 
 
-def early_stopping_run(patience, iterations, validation=True, alpha=1e-300, **train):
-    """modern.train on a problem whose validation loss never improves after the start
-    (a rate too small to move any weight): the iterations it runs, and its history."""
+def early_stopping_run(patience, iterations, validation=True, alpha=1e-300, nan_rows=False):
+    """modern.train on a small problem, by default with a rate too small to move any
+    weight (its validation loss never improves after the start): the iterations it ran,
+    its history, the network, and the weights each iteration started from."""
     from digits_nn import modern
 
     rng = np.random.default_rng(9)
     X, Y = rng.standard_normal((12, 4)), np.eye(3)[rng.integers(0, 3, 12)]
     held = (rng.standard_normal((6, 4)), np.eye(3)[rng.integers(0, 3, 6)])
-    options = config.TrainConfig(alpha=alpha, iterations=iterations, patience=patience, **train)
+    if nan_rows:
+        held[0][0, 0] = np.nan  # a validation loss that is never finite
+    options = config.TrainConfig(alpha=alpha, iterations=iterations, patience=patience)
     net = network.init_uniform([4, 5, 3], 0)
+    starts = [[p.copy() for p in net.weights + net.biases]]
     ran: list[int] = []
-    history = modern.train(
-        net, X, Y, options, 0, held if validation else None, lambda i, _: ran.append(i), 1
-    )
-    return ran, history, net
+
+    def checkpoint(i, net):
+        ran.append(i)
+        starts.append([p.copy() for p in net.weights + net.biases])
+
+    history = modern.train(net, X, Y, options, 0, held if validation else None, checkpoint, 1)
+    return ran, history, net, starts
 
 
 @pytest.mark.parametrize("patience", [1, 3])
 def test_early_stopping_stops_after_patience_iterations_without_improvement(patience) -> None:
     """An equal validation loss is no improvement: the run stops after ``patience``
     iterations past the first, and keeps the first weights."""
-    ran, history, _ = early_stopping_run(patience, 10)
+    ran, history, _, _ = early_stopping_run(patience, 10)
     assert ran == list(range(1, patience + 1))
     assert history.best_iteration == 1
     assert len(history.cost_curve) == len(history.validation_cost_curve) == 1
 
 
 def test_without_patience_or_validation_rows_the_run_goes_to_the_end() -> None:
-    ran, history, _ = early_stopping_run(None, 4)
+    ran, history, _, _ = early_stopping_run(None, 4)
     assert ran == [1, 2, 3, 4] and history.best_iteration is None
     assert len(history.validation_cost_curve) == 4
-    ran, history, _ = early_stopping_run(2, 4, validation=False)
+    ran, history, _, _ = early_stopping_run(2, 4, validation=False)
     assert ran == [1, 2, 3, 4] and history.best_iteration is None
     assert history.validation_cost_curve is None
 
@@ -577,11 +584,11 @@ def test_early_stopping_keeps_the_weights_after_the_last_pass_when_they_are_best
     for them."""
     from digits_nn import modern
 
-    ran, history, net = early_stopping_run(5, 3, alpha=0.05)
+    ran, history, net, _ = early_stopping_run(5, 3, alpha=0.05)
     assert ran == [1, 2, 3]
     assert history.best_iteration == 4
     assert len(history.cost_curve) == 4 and np.all(np.diff(history.validation_cost_curve) < 0)
-    _, _, final = early_stopping_run(None, 3, alpha=0.05)  # the same run, never stopping
+    _, _, final, _ = early_stopping_run(None, 3, alpha=0.05)  # the same run, never stopping
     for a, b in zip(net.weights + net.biases, final.weights + final.biases):
         np.testing.assert_array_equal(a, b)
     rng = np.random.default_rng(9)
@@ -620,3 +627,56 @@ def test_the_float32_kernel_computes_in_float32_throughout() -> None:
     ]  # fmt: skip
     assert {b.dtype for b in buffers} == {np.dtype(np.float32)}
     assert {h.dtype for h in network.forward(net, X)[1:]} == {np.dtype(np.float32)}
+
+
+@pytest.mark.parametrize(("patience", "iterations"), [(3, 30), (20, 12)])
+def test_early_stopping_follows_the_validation_curve_of_the_full_run(patience, iterations) -> None:
+    """A run that improves, then overfits (the lowest validation loss at iteration 8 of
+    the full run): the run with patience is the full run's prefix, stopped and restored as
+    the rule read off the full run's validation curve says."""
+    _, full, _, starts = early_stopping_run(None, iterations, alpha=4.0)
+    curve = full.validation_cost_curve
+    best, stop = 0, None
+    for t in range(1, iterations):
+        if curve[t] < curve[best]:
+            best = t
+        elif t - best >= patience:
+            stop = t
+            break
+    ran, history, net, _ = early_stopping_run(patience, iterations, alpha=4.0)
+    if stop is None:  # ran to the end: the weights after the last pass compete too
+        assert ran == list(range(1, iterations + 1))
+    else:
+        assert ran == list(range(1, stop + 1))
+    assert 1 <= best < iterations - 1  # the oracle's run improves, then gets worse
+    assert history.best_iteration == best + 1
+    np.testing.assert_array_equal(history.validation_cost_curve, curve[: best + 1])
+    for a, b in zip(net.weights + net.biases, starts[best]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_tie_at_the_end_keeps_the_earlier_weights() -> None:
+    ran, history, _, _ = early_stopping_run(5, 3)  # the loss never moves; patience outlasts the run
+    assert ran == [1, 2, 3]
+    assert history.best_iteration == 1
+
+
+def test_a_validation_loss_never_finite_stops_after_patience_keeping_the_first_weights() -> None:
+    with np.errstate(invalid="ignore"):
+        ran, history, net, starts = early_stopping_run(2, 10, alpha=0.5, nan_rows=True)
+    assert ran == [1, 2]
+    assert history.best_iteration == 1
+    for a, b in zip(net.weights + net.biases, starts[0]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_run_diverging_on_its_last_pass_under_early_stopping_says_so() -> None:
+    from digits_nn.errors import TrainingDiverged
+
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
+        early_stopping_run(2, 1, alpha=float("inf"))
+    assert str(info.value) == (
+        "training diverged: the cost became nan at iteration 2 with train.alpha=inf."
+        " Allowed: a smaller train.alpha."
+    )
+    assert len(info.value.partial_cost) == len(info.value.partial_classic_cost) == 1
