@@ -680,3 +680,19 @@ def test_a_run_diverging_on_its_last_pass_under_early_stopping_says_so() -> None
         " Allowed: a smaller train.alpha."
     )
     assert len(info.value.partial_cost) == len(info.value.partial_classic_cost) == 1
+
+
+def test_an_infinite_penalty_is_divergence_even_with_finite_outputs() -> None:
+    """The cost checked is the one minimised: a weight so large that the L2 penalty
+    overflows diverges, though the outputs (and the classic figure) stay finite."""
+    from digits_nn import modern
+    from digits_nn.errors import TrainingDiverged
+
+    rng = np.random.default_rng(11)
+    X, Y = rng.standard_normal((6, 3)), np.eye(2)[rng.integers(0, 2, 6)]
+    net = modern.init_network([3, 2, 2], "xavier", 0, "float64", "tanh", "softmax")
+    net.weights[0][0, 0] = 1e200
+    options = config.parse({"train": {"l2": 1.0, "iterations": 3}}).train
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
+        modern.train(net, X, Y, options, 0)
+    assert str(info.value).startswith("training diverged: the cost became inf at iteration 1 ")
