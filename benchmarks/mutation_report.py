@@ -84,11 +84,20 @@ def area_of(name: str) -> str | None:
 def run_mutmut(max_children: int) -> float:
     """mutmut run over the scope; returns the wall time in seconds."""
     globs = [glob for area in SCOPE.values() for glob in area]
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), _children_cpu()
     subprocess.run([*MUTMUT, "run", "--max-children", str(max_children), *globs], cwd=ROOT)
     seconds = time.perf_counter() - started
-    TIMING.write_text(json.dumps({"seconds": round(seconds), "max_children": max_children}))
+    timing = {"seconds": round(seconds), "cpu_seconds": round(_children_cpu() - cpu_before)}
+    TIMING.write_text(json.dumps({**timing, "max_children": max_children}))
     return seconds
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user and system) of the finished child processes, mutmut's included."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def read_results() -> list[Mutant]:
@@ -147,10 +156,15 @@ def write_report(mutants: list[Mutant], explained: dict[str, str]) -> list[str]:
         "tested by the fast-suite tests that reach its function.",
     ]
     if timing:
+        cpu = timing.get("cpu_seconds")
         lines.append(
-            f"Last `mutmut run`: {timing['seconds'] / 60:.0f} min wall time with"
-            f" {timing['max_children']} workers (mutants already tested are not rerun)."
+            f"Last `mutmut run`: {timing['seconds'] / 60:.0f} min wall time"
+            + (f" and {cpu / 60:.0f} min of CPU" if cpu is not None else "")
+            + f" with {timing['max_children']} worker{'s' if timing['max_children'] > 1 else ''}"
+            + " (mutants already tested are not rerun)."
         )
+        if timing.get("note"):
+            lines.append(timing["note"])
     lines += ["", *counts_table(mutants), ""]
     lines += [
         "Why mutmut (measured on 2026-11-30, two cores shared with other work): cosmic-ray",
