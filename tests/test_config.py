@@ -76,6 +76,8 @@ INVALID = [
     ("hidden-sizes-empty", {"model": {"hidden_sizes": []}}, "model.hidden_sizes", "non-empty"),
     ("hidden-sizes-zero", {"model": {"hidden_sizes": [10, 0]}}, "model.hidden_sizes", ">= 1"),
     ("hidden-sizes-text", {"model": {"hidden_sizes": [10, "a"]}}, "model.hidden_sizes", "list"),
+    ("hidden-sizes-nested", {"model": {"hidden_sizes": [[1]]}}, "model.hidden_sizes", "list"),
+    ("hidden-sizes-mapping", {"model": {"hidden_sizes": [{"a": 1}]}}, "model.hidden_sizes", "list"),
     ("test-size-zero", {"data": {"test_size": 0}}, "data.test_size", "between 0 and 1"),
     ("test-size-one", {"data": {"test_size": 1}}, "data.test_size", "between 0 and 1"),
     ("test-size-above", {"data": {"test_size": 1.5}}, "data.test_size", "between 0 and 1"),

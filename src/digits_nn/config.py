@@ -192,7 +192,9 @@ def _range_errors(config: Config) -> Iterator[str]:
     if config.model.hidden_size < 1:
         yield bad("model.hidden_size", config.model.hidden_size, "a whole number >= 1")
     sizes = config.model.hidden_sizes
-    if sizes is not None and (len(sizes) == 0 or min(sizes) < 1):
+    # OmegaConf checks a list[int]'s scalar items but lets a nested list or mapping pass.
+    whole = sizes is None or all(isinstance(s, int) and not isinstance(s, bool) for s in sizes)
+    if sizes is not None and (len(sizes) == 0 or not whole or min(sizes) < 1):
         yield bad("model.hidden_sizes", sizes, "null, or a non-empty list of whole numbers >= 1")
     model, train = config.model, config.train
     for key, value, allowed in [
