@@ -141,13 +141,15 @@ LOAD_AND_PREDICT = textwrap.dedent(
 def test_logged_model_loads_from_its_own_requirements_in_a_fresh_virtualenv(
     logged_model, tmp_path: Path
 ) -> None:
-    """Only what requirements.txt names is installed (from pip's cache); MLflow puts
-    the model's code folder on the path, as it does for any environment manager."""
+    """Only what requirements.txt names is installed; MLflow puts the model's code
+    folder on the path, as it does for any environment manager. uv installs them (the
+    same resolution from PyPI as pip's, in seconds where pip took minutes)."""
     model_dir, pixels, expected = logged_model
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
-    pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-compile"]
-    run([*pip, "-r", str(model_dir / "requirements.txt")], cwd=tmp_path, timeout=900)
+    uv = [sys.executable, "-m", "uv", "pip", "install", "--quiet"]
+    uv += ["--python", str(venv / "bin/python")]
+    run([*uv, "-r", str(model_dir / "requirements.txt")], cwd=tmp_path, timeout=900)
     np.save(tmp_path / "pixels.npy", pixels)
     env = project_env()
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
