@@ -27,9 +27,11 @@ HEAVY = ("mlflow", "sklearn", "matplotlib", "scipy", "hydra")
 
 class Clone:
     """A copy of the project's tracked files (or of ``source``, a tree of another
-    revision) as a repository of its own, its ``src`` first on PYTHONPATH."""
+    revision) as a repository of its own, its ``src`` first on PYTHONPATH. ``warmup``:
+    runs before the timed ones of each command (0 for --quick, a smoke test whose
+    timings mean nothing)."""
 
-    def __init__(self, iterations: int, source: Path | None = None) -> None:
+    def __init__(self, iterations: int, warmup: int = 1, source: Path | None = None) -> None:
         self.path = Path(tempfile.mkdtemp(prefix="digits-bench-"))
         if source is not None:
             shutil.copytree(source, self.path, dirs_exist_ok=True)
@@ -47,6 +49,7 @@ class Clone:
         params["train"]["iterations"] = iterations
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         self.iterations = iterations
+        self.warmup = warmup
         bin_dir = str(Path(sys.executable).parent)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         self.env |= {
@@ -69,8 +72,8 @@ class Clone:
             command, cwd=self.path, env=self.env, capture_output=True, text=True, check=check
         )
 
-    def timed(self, command: list[str], repeats: int, warmup: int = 1) -> Timing:
-        return measure(lambda _: self.run(command), repeats=repeats, warmup=warmup)
+    def timed(self, command: list[str], repeats: int) -> Timing:
+        return measure(lambda _: self.run(command), repeats=repeats, warmup=self.warmup)
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
@@ -111,7 +114,9 @@ def section_pipeline(clone: Clone, repeats: int) -> tuple[str, dict]:
     numpy_only = clone.timed([python(), "-c", "import numpy"], repeats)
     rows = []
     for stage in STAGES:
-        imports = measure(lambda _, s=stage: clone.run(_import_probe(s)), repeats=repeats)
+        imports = measure(
+            lambda _, s=stage: clone.run(_import_probe(s)), repeats=repeats, warmup=clone.warmup
+        )
         whole = clone.timed([python(), f"pipelines/{stage}.py"], repeats)
         heavy = _loaded_by_full_run(clone, [f"pipelines/{stage}.py"])
         rows.append(
@@ -171,7 +176,8 @@ def section_mlflow(clone: Clone, repeats: int) -> tuple[str, dict]:
     """f: the one-time import and store opening, then the logging of one run."""
     probe = [python(), str(Path(__file__).with_name("mlflow_probe.py")), str(clone.iterations)]
     samples: dict[str, list[float]] = {}
-    clone.run(probe)  # warm-up: the store exists and the files are in the page cache
+    for _ in range(clone.warmup):
+        clone.run(probe)  # warm-up: the store exists and the files are in the page cache
     for _ in range(repeats):
         for key, value in json.loads(clone.run(probe).stdout.strip().splitlines()[-1]).items():
             samples.setdefault(key, []).append(value)
@@ -233,7 +239,8 @@ def section_sweep(clone: Clone, repeats: int, jobs: int) -> tuple[str, dict]:
     rows, walls = [], {}
     out = clone.path / "bench-sweep"
     for name, (args, workers) in launchers.items():
-        _sweep(clone, args, jobs, out)  # warm-up
+        for _ in range(clone.warmup):
+            _sweep(clone, args, jobs, out)
         runs = [_sweep(clone, args, jobs, out) for _ in range(repeats)]
         wall = Timing([w for w, _ in runs])
         job_s = sorted(sum(d) / len(d) for _, d in runs)[len(runs) // 2]

@@ -200,7 +200,9 @@ def main() -> None:
         text, found["dtype"] = kernel.section_dtype(sizes, found["peers"])
         sections.append(text)
     if not args.skip_pipeline:
-        clone = pipeline_bench.Clone(iterations=sizes.accuracy_iterations)
+        clone = pipeline_bench.Clone(
+            iterations=sizes.accuracy_iterations, warmup=0 if args.quick else 1
+        )
         repeats = max(sizes.repeats - 2, 1) if args.quick else 5
         try:
             print("e: dvc repro against run.py", flush=True)
