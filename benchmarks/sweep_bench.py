@@ -275,10 +275,9 @@ def _tree_at(revision: str, destination: Path) -> Path:
 def section_eight(clone: Clone, repeats: int = 3) -> tuple[str, dict]:
     """The 8-job classic sweep on joblib with 2 workers, this tree against the tree at
     ``BEFORE_REVISION``, each in its own copy with its own ``src``; the two take turns."""
-    before = Clone(
-        iterations=clone.iterations,
-        source=_tree_at(BEFORE_REVISION, clone.path.parent / f"{clone.path.name}-before"),
-    )
+    exported = _tree_at(BEFORE_REVISION, clone.path.parent / f"{clone.path.name}-before")
+    before = Clone(iterations=clone.iterations, source=exported)
+    shutil.rmtree(exported)
     trees = {"before issue 12 (" + BEFORE_REVISION + ")": before, "this tree": clone}
     command = [python(), "pipelines/run.py", "-m", "seed=0,1,2,3,4,5,6,7"]
     command += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
