@@ -302,7 +302,10 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(clone: Path) -> None:
         "pipelines/run.py",
         "-m",
         "train.alpha=0.1,0.2,0.3",
-        "train.iterations=20,40",
+        # Each alpha trains once, to 4000 iterations (a few seconds), then records both
+        # budgets: the interruption below lands while a later alpha trains, even when
+        # a busy machine delays this process by seconds.
+        "train.iterations=20,4000",
         "hydra.sweep.dir=multirun/resume",
     ]
     sweep_dir = clone / "multirun/resume"
