@@ -13,8 +13,8 @@ groups), and the rest: process and job start-up, data, Hydra, the parent run, su
 
 from __future__ import annotations
 
+import contextlib
 import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -60,11 +60,38 @@ PROBE_PARTS = {
 }
 
 
-def _children_cpu() -> float:
-    """CPU seconds (user + system) of every finished process this one has waited for,
-    and of theirs: a sweep's whole process tree once it has ended."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def _run_measured(clone: Clone, command: list[str]) -> tuple[float, float]:
+    """Run ``command`` in ``clone``; its wall seconds and its process tree's CPU seconds.
+
+    The tree is sampled with psutil every half second and each process's last reading
+    kept: the sweep's long-lived processes (the launching one, the fork server, the
+    joblib workers, reused from job to job) are all seen. getrusage cannot tell: the
+    workers are the fork server's children, which nobody waits for.
+    """
+    import psutil
+
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        cwd=clone.path,
+        env=clone.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    cpu: dict[int, float] = {}
+    root = psutil.Process(process.pid)
+    while process.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            for member in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = member.cpu_times()
+                    cpu[member.pid] = times.user + times.system
+        time.sleep(0.5)
+    output = process.stdout.read() if process.stdout else ""
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{output[-3000:]}")
+    return time.perf_counter() - start, sum(cpu.values())
 
 
 def _grid(clone: Clone, share: bool, out: Path) -> tuple[float, float, list[dict]]:
@@ -72,9 +99,7 @@ def _grid(clone: Clone, share: bool, out: Path) -> tuple[float, float, list[dict
     shutil.rmtree(out, ignore_errors=True)
     command = [python(), "pipelines/run.py", "sweep=grid", "hydra.launcher.n_jobs=2"]
     command += [f"hydra.sweeper.share_budgets={str(share).lower()}", f"hydra.sweep.dir={out}"]
-    cpu, start = _children_cpu(), time.perf_counter()
-    clone.run(command)
-    wall, cpu = time.perf_counter() - start, _children_cpu() - cpu
+    wall, cpu = _run_measured(clone, command)
     records = [json.loads(p.read_text()) for p in out.glob("*/record.json")]
     if len(records) != JOBS or any(r["status"] != "FINISHED" for r in records):
         raise RuntimeError(f"sweep=grid (share={share}) did not finish its {JOBS} jobs")
@@ -230,8 +255,8 @@ def section_grid(clone: Clone) -> tuple[str, dict]:
     bound = (unshared_training + JOBS * start_up) / (training + groups * start_up)
     text = [
         "### s. The reference grid, `sweep=grid` (64 jobs), joblib with 2 workers\n",
-        "*CPU s*: user + system seconds of the sweep's whole process tree (getrusage of the"
-        " children), which a busy machine inflates far less than the wall time. On an idle"
+        "*CPU s*: user + system seconds of the sweep's whole process tree (sampled with"
+        " psutil), which a busy machine inflates far less than the wall time. On an idle"
         " machine the two workers keep both cores busy and the wall time is about half of"
         " it.\n",
         table(["", "wall s", "wall / floor", "CPU s"], rows),
@@ -287,11 +312,10 @@ def section_eight(clone: Clone, repeats: int = 3) -> tuple[str, dict]:
         for repeat in range(repeats + 1):  # the first round warms up
             for name, tree in trees.items():
                 out = tree.path / f"bench-eight-{repeat}"
-                cpu, start = _children_cpu(), time.perf_counter()
-                tree.run([*command, f"hydra.sweep.dir={out}"])
+                wall, cpu = _run_measured(tree, [*command, f"hydra.sweep.dir={out}"])
                 if repeat:
-                    walls[name].append(time.perf_counter() - start)
-                    cpus[name].append(_children_cpu() - cpu)
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
     finally:
         before.remove()
     medians = {name: statistics.median(w) for name, w in walls.items()}
