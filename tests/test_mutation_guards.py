@@ -123,6 +123,10 @@ MESSAGES = [
     ({"train": {"validation_size": 0.005}}, "train.validation_size=0.005 is not allowed: 0, or a share of the 1078 training rows (data.test_size=0.4) leaving at least one row per class (10) both to validate and to fit on: from 0.0093 to 0.9907."),
     ({"data": {"test_size": 1777 / 1797}, "train": {"validation_size": 0.3}}, "train.validation_size=0.3 is not allowed: 0, or a share of the 20 training rows (data.test_size=0.9888703394546466) leaving at least one row per class (10) both to validate and to fit on: from 0.5 to 0.5."),
     ({"data": {"test_size": 1778 / 1797}, "train": {"validation_size": 0.3}}, "train.validation_size=0.3 is not allowed: 0, as the 19 training rows (data.test_size=0.9894268224819143) are too few to hold out one row per class."),
+    # A test share out of range is the one error: the validation share is not checked
+    # against it (0 would leave all 1797 rows, 1 none, to carve validation rows from).
+    ({"data": {"test_size": 0.0}, "train": {"validation_size": 0.001}}, "data.test_size=0.0 is not allowed: a number strictly between 0 and 1."),
+    ({"data": {"test_size": 1.0}, "train": {"validation_size": 0.1}}, "data.test_size=1.0 is not allowed: a number strictly between 0 and 1."),
     # Options set where they have no effect, and a decay missing where it acts.
     ({"train": {"momentum": 0.5}}, "train.momentum=0.5 is not allowed: null unless train.optimizer=momentum (with train.optimizer=gd it has no effect)."),
     ({"train": {"optimizer": "sgd", "nesterov": True}}, "train.nesterov=True is not allowed: null unless train.optimizer=momentum (with train.optimizer=sgd it has no effect)."),
