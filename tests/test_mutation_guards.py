@@ -224,8 +224,12 @@ def test_a_diverged_run_says_where_and_what_to_change_on_both_paths() -> None:
         "kernel": lambda net: gradient_descent(net, X, Y, float("inf"), 5),
         "general": lambda net: modern.train(net, X, Y, options, seed=0),
     }
+
+    def net_before() -> network.Network:
+        return network.init_uniform([3, 2, 2], 0)
+
     for run in runs.values():
-        net = network.init_uniform([3, 2, 2], 0)
+        net = net_before()
         first = network.half_squared_error(Y, network.forward(net, X)[-1])
         with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
             run(net)
@@ -234,7 +238,8 @@ def test_a_diverged_run_says_where_and_what_to_change_on_both_paths() -> None:
             " Allowed: a smaller train.alpha."
         )
         assert info.value.partial_cost.tolist() == pytest.approx([first], rel=1e-12)
-        assert len(info.value.partial_classic_cost) == 1
+        classic = network.classic_cost(Y, network.forward(net_before(), X)[-1])
+        assert info.value.partial_classic_cost.tolist() == pytest.approx([classic], rel=1e-12)
 
 
 # ---- the training options: pipeline.fit, _fit_general, carve_validation -------------------
@@ -700,3 +705,35 @@ def test_an_infinite_penalty_is_divergence_even_with_finite_outputs() -> None:
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
         modern.train(net, X, Y, options, 0)
     assert str(info.value).startswith("training diverged: the cost became inf at iteration 1 ")
+
+
+def test_a_copy_of_the_weights_is_the_same_network_sharing_no_array() -> None:
+    """What early stopping restores and the budget sweeps keep: every array, the hidden
+    activation and the output layer, in arrays of its own."""
+    from digits_nn import modern
+
+    net = modern.init_network([3, 4, 2], "xavier", 5, "float32", "relu", "softmax")
+    copy = modern._copy(net)
+    assert (copy.activation, copy.output) == ("relu", "softmax")
+    for a, b in zip(copy.weights + copy.biases, net.weights + net.biases):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype and not np.shares_memory(a, b)
+
+
+def test_a_plain_step_keeps_no_velocity_between_steps() -> None:
+    """Without momentum each step is ``P -= rate * g`` on its own: a bias a first step
+    sent to -inf (rate * g overflowed) stays -inf under a zero gradient, where a
+    velocity carried over would make it nan (0 * inf)."""
+    from digits_nn import modern
+
+    net = network.Network([np.array([[1.0]])], [np.array([0.0])], "sigmoid", "sigmoid")
+    velocity_w, velocity_b = [np.zeros((1, 1))], [np.zeros(1)]
+    steps = [
+        modern.Gradients([np.array([[0.5]])], [np.array([1e308])]),
+        modern.Gradients([np.array([[0.0]])], [np.array([0.0])]),
+    ]
+    with np.errstate(over="ignore"):
+        for grads in steps:
+            modern._update(net, grads, velocity_w, velocity_b, 10.0, 0.0, None)
+    assert net.weights[0].tolist() == [[1.0 - 10.0 * 0.5]]
+    assert net.biases[0].tolist() == [-np.inf]
