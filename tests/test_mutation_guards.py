@@ -737,3 +737,20 @@ def test_a_plain_step_keeps_no_velocity_between_steps() -> None:
             modern._update(net, grads, velocity_w, velocity_b, 10.0, 0.0, None)
     assert net.weights[0].tolist() == [[1.0 - 10.0 * 0.5]]
     assert net.biases[0].tolist() == [-np.inf]
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_the_general_path_is_silent_on_inputs_that_saturate_the_hidden_layer(activation) -> None:
+    """Huge inputs saturate a sigmoid or tanh hidden layer to its limits, as on the kernel:
+    no warning. The backward pass stops at the first hidden layer; the inputs have no
+    activation, so no derivative of them is taken (1e200 squared would overflow)."""
+    from digits_nn import modern
+
+    X = np.full((4, 3), 1e200)
+    X[1] *= -1
+    Y = np.eye(2)[[0, 1, 0, 1]]
+    net = modern.init_network([3, 2, 2], "xavier", 0, "float64", activation, "softmax")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = modern.train(net, X, Y, config.TrainConfig(alpha=0.5, iterations=3), seed=0)
+    assert np.all(np.isfinite(history.cost_curve))
