@@ -123,6 +123,10 @@ MESSAGES = [
     ({"train": {"validation_size": 0.005}}, "train.validation_size=0.005 is not allowed: 0, or a share of the 1078 training rows (data.test_size=0.4) leaving at least one row per class (10) both to validate and to fit on: from 0.0093 to 0.9907."),
     ({"data": {"test_size": 1777 / 1797}, "train": {"validation_size": 0.3}}, "train.validation_size=0.3 is not allowed: 0, or a share of the 20 training rows (data.test_size=0.9888703394546466) leaving at least one row per class (10) both to validate and to fit on: from 0.5 to 0.5."),
     ({"data": {"test_size": 1778 / 1797}, "train": {"validation_size": 0.3}}, "train.validation_size=0.3 is not allowed: 0, as the 19 training rows (data.test_size=0.9894268224819143) are too few to hold out one row per class."),
+    # A test share out of range is the one error: the validation share is not checked
+    # against it (0 would leave all 1797 rows, 1 none, to carve validation rows from).
+    ({"data": {"test_size": 0.0}, "train": {"validation_size": 0.001}}, "data.test_size=0.0 is not allowed: a number strictly between 0 and 1."),
+    ({"data": {"test_size": 1.0}, "train": {"validation_size": 0.1}}, "data.test_size=1.0 is not allowed: a number strictly between 0 and 1."),
     # Options set where they have no effect, and a decay missing where it acts.
     ({"train": {"momentum": 0.5}}, "train.momentum=0.5 is not allowed: null unless train.optimizer=momentum (with train.optimizer=gd it has no effect)."),
     ({"train": {"optimizer": "sgd", "nesterov": True}}, "train.nesterov=True is not allowed: null unless train.optimizer=momentum (with train.optimizer=sgd it has no effect)."),
@@ -220,8 +224,12 @@ def test_a_diverged_run_says_where_and_what_to_change_on_both_paths() -> None:
         "kernel": lambda net: gradient_descent(net, X, Y, float("inf"), 5),
         "general": lambda net: modern.train(net, X, Y, options, seed=0),
     }
+
+    def net_before() -> network.Network:
+        return network.init_uniform([3, 2, 2], 0)
+
     for run in runs.values():
-        net = network.init_uniform([3, 2, 2], 0)
+        net = net_before()
         first = network.half_squared_error(Y, network.forward(net, X)[-1])
         with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
             run(net)
@@ -230,7 +238,8 @@ def test_a_diverged_run_says_where_and_what_to_change_on_both_paths() -> None:
             " Allowed: a smaller train.alpha."
         )
         assert info.value.partial_cost.tolist() == pytest.approx([first], rel=1e-12)
-        assert len(info.value.partial_classic_cost) == 1
+        classic = network.classic_cost(Y, network.forward(net_before(), X)[-1])
+        assert info.value.partial_classic_cost.tolist() == pytest.approx([classic], rel=1e-12)
 
 
 # ---- the training options: pipeline.fit, _fit_general, carve_validation -------------------
@@ -696,3 +705,52 @@ def test_an_infinite_penalty_is_divergence_even_with_finite_outputs() -> None:
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
         modern.train(net, X, Y, options, 0)
     assert str(info.value).startswith("training diverged: the cost became inf at iteration 1 ")
+
+
+def test_a_copy_of_the_weights_is_the_same_network_sharing_no_array() -> None:
+    """What early stopping restores and the budget sweeps keep: every array, the hidden
+    activation and the output layer, in arrays of its own."""
+    from digits_nn import modern
+
+    net = modern.init_network([3, 4, 2], "xavier", 5, "float32", "relu", "softmax")
+    copy = modern._copy(net)
+    assert (copy.activation, copy.output) == ("relu", "softmax")
+    for a, b in zip(copy.weights + copy.biases, net.weights + net.biases):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype and not np.shares_memory(a, b)
+
+
+def test_a_plain_step_keeps_no_velocity_between_steps() -> None:
+    """Without momentum each step is ``P -= rate * g`` on its own: a bias a first step
+    sent to -inf (rate * g overflowed) stays -inf under a zero gradient, where a
+    velocity carried over would make it nan (0 * inf)."""
+    from digits_nn import modern
+
+    net = network.Network([np.array([[1.0]])], [np.array([0.0])], "sigmoid", "sigmoid")
+    velocity_w, velocity_b = [np.zeros((1, 1))], [np.zeros(1)]
+    steps = [
+        modern.Gradients([np.array([[0.5]])], [np.array([1e308])]),
+        modern.Gradients([np.array([[0.0]])], [np.array([0.0])]),
+    ]
+    with np.errstate(over="ignore"):
+        for grads in steps:
+            modern._update(net, grads, velocity_w, velocity_b, 10.0, 0.0, None)
+    assert net.weights[0].tolist() == [[1.0 - 10.0 * 0.5]]
+    assert net.biases[0].tolist() == [-np.inf]
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_the_general_path_is_silent_on_inputs_that_saturate_the_hidden_layer(activation) -> None:
+    """Huge inputs saturate a sigmoid or tanh hidden layer to its limits, as on the kernel:
+    no warning. The backward pass stops at the first hidden layer; the inputs have no
+    activation, so no derivative of them is taken (1e200 squared would overflow)."""
+    from digits_nn import modern
+
+    X = np.full((4, 3), 1e200)
+    X[1] *= -1
+    Y = np.eye(2)[[0, 1, 0, 1]]
+    net = modern.init_network([3, 2, 2], "xavier", 0, "float64", activation, "softmax")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = modern.train(net, X, Y, config.TrainConfig(alpha=0.5, iterations=3), seed=0)
+    assert np.all(np.isfinite(history.cost_curve))
