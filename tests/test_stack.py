@@ -373,24 +373,9 @@ def test_postgres_restarted_under_the_server_loses_no_run(stack: Stack) -> None:
     assert new.info.status == "FINISHED"
 
 
-@contextlib.contextmanager
-def background_sweep(stack: Stack, name: str) -> Iterator[tuple[subprocess.Popen, Path]]:
+def background_sweep(stack: Stack, name: str):
     """A 2-job SLURM sweep running in the background; interrupted if the test fails."""
-    sweep_dir = stack.repo / "multirun" / name
-    command = [
-        sys.executable, "pipelines/run.py", "-m", "hydra/launcher=submitit_slurm",
-        "seed=0,1", "train.iterations=10000", f"hydra.sweep.dir={sweep_dir}",
-    ]  # fmt: skip
-    sweep = subprocess.Popen(
-        command, cwd=stack.repo, env=project_env(**stack.env), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        yield sweep, sweep_dir
-    finally:
-        if sweep.poll() is None:
-            sweep.send_signal(signal.SIGINT)
-            sweep.wait(timeout=60)
+    return slurm_sweep(stack, name, "seed=0,1", "train.iterations=10000")
 
 
 def wait_for_running_children(stack: Stack, sweep_dir: Path, count: int) -> tuple[Any, list]:
