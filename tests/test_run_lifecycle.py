@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
-from digits_nn import artifacts, config, data, modern, tracking
+from digits_nn import artifacts, cli, config, data, errors, modern, tracking
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,40 @@ def test_a_run_is_closed_as_its_block_ends(store, work, raised, status, error_ta
     run = store.client.get_run(opened[0])
     assert run.info.status == status
     assert run.data.tags.get("error") == error_tag
+
+
+@pytest.mark.parametrize(
+    ("signum", "caught", "status"),
+    [(signal.SIGINT, KeyboardInterrupt, 130), (signal.SIGTERM, tracking.Terminated, 143)],
+    ids=["sigint", "sigterm"],
+)
+def test_an_interruption_a_library_turned_into_its_own_error_still_exits_with_its_status(
+    signum, caught, status, caplog
+) -> None:
+    # Seen in CI: Ctrl-C landed while Hydra composed the next job's config; omegaconf
+    # made an AttributeError of the KeyboardInterrupt, and Hydra reported it and exited 1.
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    errors.received.clear()
+    try:
+        errors.record_sigint()
+        errors.raise_on_sigterm()
+        with pytest.raises(SystemExit) as exited, cli.exit_on_user_error():
+            try:
+                os.kill(os.getpid(), signum)
+            except caught:
+                raise SystemExit(1) from None  # what Hydra does with the library's error
+        assert exited.value.code == status
+        assert "outputs are written whole or not at all" in caplog.text
+
+        errors.received.clear()  # without a signal, an exit status is left alone
+        with pytest.raises(SystemExit) as exited, cli.exit_on_user_error():
+            raise SystemExit(1)
+        assert exited.value.code == 1
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+        errors.received.clear()
 
 
 def test_a_run_that_fails_before_its_work_is_failed_with_its_error(store) -> None:

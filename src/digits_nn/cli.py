@@ -12,13 +12,14 @@ import contextlib
 import functools
 import gc
 import logging
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from typing import NoReturn
 
-from digits_nn import config
+from digits_nn import config, errors
 from digits_nn.config import Config
-from digits_nn.errors import DigitsNNError, Terminated, raise_on_sigterm
+from digits_nn.errors import DigitsNNError, Terminated, raise_on_sigterm, record_sigint
 
 PARAMS_FILE = "params.yaml"
 EXIT_USER_ERROR, EXIT_SIGINT, EXIT_SIGTERM = 2, 130, 143
@@ -40,10 +41,22 @@ def exit_on_user_error() -> Iterator[None]:
     except Terminated:
         log.error("terminated (SIGTERM); outputs are written whole or not at all")
         sys.exit(EXIT_SIGTERM)
+    except SystemExit as exiting:
+        # Hydra exits 1 on any error, including the one a library made of the signal's
+        # exception: an interrupted process still says so, with the signal's status.
+        for signum, status, what in (
+            (signal.SIGINT, EXIT_SIGINT, "interrupted (SIGINT)"),
+            (signal.SIGTERM, EXIT_SIGTERM, "terminated (SIGTERM)"),
+        ):
+            if signum in errors.received and exiting.code not in (EXIT_SIGINT, EXIT_SIGTERM):
+                log.error("%s; outputs are written whole or not at all", what)
+                sys.exit(status)
+        raise
 
 
 def prepare_exit() -> None:
-    """Make SIGTERM close the open MLflow run, and the interpreter's teardown quick.
+    """Make SIGTERM close the open MLflow run, remember Ctrl-C (see errors.received), and
+    make the interpreter's teardown quick.
 
     With mlflow, sklearn and matplotlib loaded, the teardown spends 0.5-1 s in a last
     garbage collection over objects that are about to vanish with the process. Freezing
@@ -52,6 +65,7 @@ def prepare_exit() -> None:
     """
     atexit.register(gc.freeze)
     raise_on_sigterm()
+    record_sigint()
 
 
 def guarded(work: Callable[[], None]) -> NoReturn:

@@ -39,8 +39,27 @@ class Terminated(BaseException):
     """Raised in the main thread on SIGTERM, so that open runs are closed as KILLED."""
 
 
+#: The interruptions this process has received. A library may catch the exception a
+#: signal raises and report its own error instead (Ctrl-C while Hydra composes a job's
+#: config surfaces as an omegaconf AttributeError, exit 1); the entry point reads this
+#: record to exit with the interruption's status all the same.
+received: set[int] = set()
+
+
 def raise_on_sigterm() -> None:
-    def handler(signum: int, frame: Any) -> None:
+    def on_sigterm(signum: int, frame: Any) -> None:
+        received.add(signum)
         raise Terminated()
 
-    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def record_sigint() -> None:
+    """Keep Ctrl-C's KeyboardInterrupt, and remember that it came (see ``received``)."""
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        received.add(signum)
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, on_sigint)
