@@ -21,8 +21,13 @@ setup:  ## create .venv and install the project with its test and lint tools
 repro:  ## run the DVC pipeline (only the stages whose inputs changed)
 	$(PYTHON) -m dvc repro
 
+# The suite in parallel processes (pytest-xdist), each taking a whole test module at a
+# time: a module's fixtures (the scale-out stack, a trained model) are set up once, in one
+# process. tests/conftest.py hands out the longest modules first.
+XDIST := -n auto --maxprocesses=4 --dist loadfile
+
 test: debian-packages $(VENV)/.test-installed  ## the whole suite, set-up included (CI runs this)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest $(XDIST)
 
 # .venv with the project and its test tools, reinstalled when pyproject.toml changes.
 $(VENV)/.test-installed: pyproject.toml
@@ -45,8 +50,8 @@ debian-packages:  ## install the Debian packages the tests need (DEBIAN_PACKAGES
 	$$sudo apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
 
-test-fast:  ## the tests without the slow end-to-end ones
-	$(PYTHON) -m pytest -m 'not slow'
+test-fast: $(VENV)/.test-installed  ## the tests without the slow end-to-end ones
+	$(VENV)/bin/python -m pytest $(XDIST) -m 'not slow'
 
 sweep:  ## the grid sweep (conf/sweep/grid.yaml), one MLflow run per point
 	$(PYTHON) pipelines/run.py sweep=grid

@@ -21,6 +21,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# The longest modules first, the rest in file order. `make test` runs the suite in
+# parallel processes, each taking one whole module at a time (pytest-xdist's loadfile):
+# a long module handed out last would run alone at the end while the others sit idle.
+LONGEST_FIRST = (
+    "test_stack.py",
+    "test_e2e_sweeps.py",
+    "test_reliability.py",
+    "test_benchmarks.py",
+    "test_browser.py",
+    "test_e2e_pipeline.py",
+    "test_e2e_review.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable sort
+
+
 def project_env(**extra: str) -> dict[str, str]:
     """The environment of a user in this virtualenv: `python` and `dvc` on PATH are its own,
     no tracking URI leaks in from the caller, and BLAS has one thread for determinism."""
