@@ -394,14 +394,9 @@ def restart_postgres(layout: Layout, state: dict) -> None:
 # ---- the MLflow server with accounts --------------------------------------------------
 
 
-def start_mlflow(layout: Layout, state: dict, secret: dict[str, str]) -> None:
-    entry = state.setdefault("mlflow", {})
-    if alive(entry.get("pid")):
-        return
-    pg_port = state["postgres"]["port"]
-    database = f"postgresql+psycopg2://postgres@{HOST}:{pg_port}"
-    write_private(
-        layout.auth_ini,
+def auth_config(database: str) -> str:
+    """The basic-auth app's config: its user store on ``database``, read-only by default."""
+    return (
         "[mlflow]\n"
         "default_permission = READ\n"
         f"database_uri = {database}/mlflow_auth\n"
@@ -412,8 +407,17 @@ def start_mlflow(layout: Layout, state: dict, secret: dict[str, str]) -> None:
         # server's CPU here: the server, not the jobs, set the pace of a sweep. With one
         # worker, a password changed or a user deleted through the API takes effect at
         # once; a change made in the database directly, within a minute.
-        "auth_cache_ttl_seconds = 60\n",
+        "auth_cache_ttl_seconds = 60\n"
     )
+
+
+def start_mlflow(layout: Layout, state: dict, secret: dict[str, str]) -> None:
+    entry = state.setdefault("mlflow", {})
+    if alive(entry.get("pid")):
+        return
+    pg_port = state["postgres"]["port"]
+    database = f"postgresql+psycopg2://postgres@{HOST}:{pg_port}"
+    write_private(layout.auth_ini, auth_config(database))
     layout.artifacts.mkdir(parents=True, exist_ok=True)
     port = port_for_entry(entry)
     env = {
