@@ -88,10 +88,20 @@ def redact(text: str) -> str:
     return USERINFO.sub(hide, text)
 
 
+# Loggers that speak once per attempt or per batch when a tracking server is gone. The
+# run's own error names the server once (await_pending, run); without this, a job whose
+# server stopped printed some 60 lines: a retry warning per request and attempt, and an
+# error per asynchronous batch of its curve.
+PER_ATTEMPT_LOGGERS = ("urllib3.connectionpool", "mlflow.utils.async_logging.async_logging_queue")
+
+
 def limit_http_retries() -> None:
-    """Give calls to a tracking server the project's retry budget, unless the user set one."""
+    """Give calls to a tracking server the project's retry budget, unless the user set one,
+    and leave the report of a failure to the run's one line."""
     for key, value in HTTP_RETRY_BUDGET.items():
         os.environ.setdefault(key, value)
+    for name in PER_ATTEMPT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def worst_case_http_wait() -> float:
