@@ -19,6 +19,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -70,28 +71,27 @@ def _run_measured(clone: Clone, command: list[str]) -> tuple[float, float]:
     """
     import psutil
 
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        cwd=clone.path,
-        env=clone.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     cpu: dict[int, float] = {}
-    root = psutil.Process(process.pid)
-    while process.poll() is None:
-        with contextlib.suppress(psutil.Error):
-            for member in [root, *root.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    times = member.cpu_times()
-                    cpu[member.pid] = times.user + times.system
-        time.sleep(0.5)
-    output = process.stdout.read() if process.stdout else ""
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{output[-3000:]}")
-    return time.perf_counter() - start, sum(cpu.values())
+    # The output goes to a file, not a pipe: a 64-job sweep writes more than a pipe holds,
+    # and nobody reads the pipe until the sweep ends.
+    with tempfile.TemporaryFile("w+") as output:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            command, cwd=clone.path, env=clone.env, stdout=output, stderr=subprocess.STDOUT
+        )
+        root = psutil.Process(process.pid)
+        while process.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                for member in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        times = member.cpu_times()
+                        cpu[member.pid] = times.user + times.system
+            time.sleep(0.5)
+        wall = time.perf_counter() - start
+        if process.returncode != 0:
+            output.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed:\n{output.read()[-3000:]}")
+    return wall, sum(cpu.values())
 
 
 def _grid(clone: Clone, share: bool, out: Path) -> tuple[float, float, list[dict]]:

@@ -27,6 +27,19 @@ EXIT_USER_ERROR, EXIT_SIGINT, EXIT_SIGTERM = 2, 130, 143
 log = logging.getLogger("digits_nn")
 
 
+# How each interruption is reported: its exit status and its words.
+INTERRUPTIONS = {
+    signal.SIGINT: (EXIT_SIGINT, "interrupted (SIGINT)"),
+    signal.SIGTERM: (EXIT_SIGTERM, "terminated (SIGTERM)"),
+}
+
+
+def _exit_interrupted(signum: int) -> NoReturn:
+    status, what = INTERRUPTIONS[signum]
+    log.error("%s; outputs are written whole or not at all", what)
+    sys.exit(status)
+
+
 @contextlib.contextmanager
 def exit_on_user_error() -> Iterator[None]:
     """Turn a user error or an interruption into its message and exit status."""
@@ -36,21 +49,16 @@ def exit_on_user_error() -> Iterator[None]:
         log.error("%s", error)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        log.error("interrupted (SIGINT); outputs are written whole or not at all")
-        sys.exit(EXIT_SIGINT)
+        _exit_interrupted(signal.SIGINT)
     except Terminated:
-        log.error("terminated (SIGTERM); outputs are written whole or not at all")
-        sys.exit(EXIT_SIGTERM)
+        _exit_interrupted(signal.SIGTERM)
     except SystemExit as exiting:
         # Hydra exits 1 on any error, including the one a library made of the signal's
         # exception: an interrupted process still says so, with the signal's status.
-        for signum, status, what in (
-            (signal.SIGINT, EXIT_SIGINT, "interrupted (SIGINT)"),
-            (signal.SIGTERM, EXIT_SIGTERM, "terminated (SIGTERM)"),
-        ):
-            if signum in errors.received and exiting.code not in (EXIT_SIGINT, EXIT_SIGTERM):
-                log.error("%s; outputs are written whole or not at all", what)
-                sys.exit(status)
+        statuses = {status for status, _ in INTERRUPTIONS.values()}
+        received = [signum for signum in INTERRUPTIONS if signum in errors.received]
+        if received and exiting.code not in statuses:
+            _exit_interrupted(received[0])
         raise
 
 
