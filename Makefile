@@ -83,5 +83,10 @@ pictures:  ## regenerate the README's pictures in docs/img/ (dvc repro, then the
 	cp multirun/grid/sweep_heatmap.png docs/img/sweep-heatmap.png
 
 .PHONY: mutate
-mutate:  ## mutation testing against the fast suite (tens of minutes): docs/mutation.md
-	$(PYTHON) benchmarks/mutation_report.py --run
+mutate: $(VENV)/.mutate-installed  ## mutation testing against the fast suite (about an hour): docs/mutation.md
+	$(VENV)/bin/python benchmarks/mutation_report.py --run
+
+# .venv with the test tools and mutmut, reinstalled when pyproject.toml changes.
+$(VENV)/.mutate-installed: $(VENV)/.test-installed
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,mutate]'
+	touch $@
