@@ -23,9 +23,9 @@ RUN_DATA = pipeline.RunData(
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tracking.Store:
+def store(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> tracking.Store:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return tracking.open_store(TrackingConfig(experiment="recording"), root=tmp_path)
+    return tracking.open_store(TrackingConfig(experiment="recording"), root=store_root)
 
 
 def history(store: tracking.Store, run_id: str, key: str) -> np.ndarray:

@@ -150,7 +150,9 @@ def test_a_task_that_left_no_result_comes_back_failed_naming_its_slurm_state(
     assert "SLURM state CANCELLED" in str(returned._return_value)
 
 
-def test_the_sweep_closes_as_killed_the_run_a_killed_job_left_running(tmp_path: Path) -> None:
+def test_the_sweep_closes_as_killed_the_run_a_killed_job_left_running(
+    tmp_path: Path, store_root: Path
+) -> None:
     """A job SIGKILLed cannot close its run: at the sweep's end its run is found by its
     sweep-job tag under the parent, and only the failed jobs' RUNNING runs are closed."""
     from digits_nn import config, runner, sweep, tracking

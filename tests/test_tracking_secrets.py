@@ -45,7 +45,7 @@ def test_redact_hides_userinfo_of_every_uri_and_nothing_else(text: str, expected
 
 
 def test_credentials_in_the_tracking_uri_reach_no_param_tag_or_logged_file(
-    tmp_path: Path,
+    tmp_path: Path, store_root: Path
 ) -> None:
     """The run's params, its overrides tag and its logged params.yaml, as the pipeline
     writes them, with ``tracking.uri`` carrying a password (issue 14 item 6)."""
@@ -111,7 +111,9 @@ def test_a_dead_server_fails_a_logging_call_within_the_budget_and_quietly(
     assert not [r.getMessage() for r in caplog.records if "Retrying" in r.getMessage()]
 
 
-def test_a_store_survives_pickling_as_a_launcher_ships_it_to_its_jobs(tmp_path: Path) -> None:
+def test_a_store_survives_pickling_as_a_launcher_ships_it_to_its_jobs(
+    tmp_path: Path, store_root: Path
+) -> None:
     """submitit and Ray pickle the sweep callback, store included, for every job."""
     import pickle
 
