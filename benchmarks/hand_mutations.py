@@ -68,12 +68,20 @@ MUTATIONS = [
         "P += (1.0 + mu) * V - mu * previous",
         "P += (1.0 + mu) * V + mu * previous",
     ),
+    # Mutation 5, one line per key since each key has its own check.
     Mutation(
         "5",
-        "train.l2 and train.decay accept NaN and infinity",
+        "train.l2 accepts NaN and infinity",
         "src/digits_nn/config.py",
-        "if not (math.isfinite(value) and value >= 0):",
-        "if value < 0:",
+        "if not (math.isfinite(train.l2) and train.l2 >= 0):",
+        "if train.l2 < 0:",
+    ),
+    Mutation(
+        "5-decay",
+        "train.decay accepts NaN and infinity",
+        "src/digits_nn/config.py",
+        "if train.decay is not None and not (math.isfinite(train.decay) and train.decay > 0):",
+        "if train.decay is not None and train.decay <= 0:",
     ),
     Mutation(
         "6",
