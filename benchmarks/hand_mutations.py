@@ -101,8 +101,8 @@ MUTATIONS = [
         "8",
         "the validation rows are not stratified",
         "src/digits_nn/pipeline.py",
-        ", stratify=Y.argmax(axis=1)",
-        "",
+        "random_state=seed, stratify=labels",
+        "random_state=seed",
     ),
     Mutation(
         "12",
