@@ -123,7 +123,7 @@ MUTATIONS = [
         "error-tag",
         "a failed run loses its error tag",
         "src/digits_nn/tracking.py",
-        'client.set_tag(run_id, "error", str(error)[:5000] or type(error).__name__)',
+        'store.client.set_tag(run_id, "error", str(error)[:5000] or type(error).__name__)',
         "pass",
     ),
     Mutation(
