@@ -10,8 +10,7 @@ survives, and 2 if one no longer applies (its line changed: update it here).
     python benchmarks/hand_mutations.py 5 12 scaling    # only these
     python benchmarks/hand_mutations.py 4 -- tests/test_training_options.py   # chosen tests
 
-The sweep's mutations (9, 10, 11) are guarded by the sweep's own tests. The last three
-are behaviours the issue found guarded only by slow tests.
+The last three are behaviours the issue found guarded only by slow tests.
 """
 
 from __future__ import annotations
@@ -103,6 +102,27 @@ MUTATIONS = [
         "src/digits_nn/pipeline.py",
         "random_state=seed, stratify=labels",
         "random_state=seed",
+    ),
+    Mutation(
+        "9",
+        "a sweep's objective is the test accuracy even with validation rows",
+        "src/digits_nn/runner.py",
+        "    if validation_accuracy is not None:\n        return validation_accuracy\n",
+        "",
+    ),
+    Mutation(
+        "10",
+        "the parent run's failed_jobs metric is always 0",
+        "src/digits_nn/sweep.py",
+        '"failed_jobs": len(rows) - len(finished),',
+        '"failed_jobs": 0,',
+    ),
+    Mutation(
+        "11",
+        "the parent run's best_test_accuracy is the minimum",
+        "src/digits_nn/sweep.py",
+        '"best_test_accuracy": max(',
+        '"best_test_accuracy": min(',
     ),
     Mutation(
         "12",
