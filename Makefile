@@ -85,7 +85,7 @@ pictures:  ## regenerate the README's pictures in docs/img/ (dvc repro, then the
 	cp multirun/grid/sweep_heatmap.png docs/img/sweep-heatmap.png
 
 .PHONY: mutate
-mutate: $(VENV)/.mutate-installed  ## mutation testing against the fast suite (about an hour): docs/mutation.md
+mutate: $(VENV)/.mutate-installed  ## mutation testing against the fast suite (25 min on two cores): docs/mutation.md
 	$(VENV)/bin/python benchmarks/mutation_report.py --run
 
 # .venv with the test tools and mutmut, reinstalled when pyproject.toml changes.
