@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +39,16 @@ LONGEST_FIRST = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable sort
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that the test interrupts with SIGINT: Ctrl-C's default.
+
+    A suite started in the background (``cmd &`` in a script, as some CI runners do)
+    leaves SIGINT ignored in every process it starts, and Python then keeps it ignored:
+    the child would never see the test's Ctrl-C.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def project_env(**extra: str) -> dict[str, str]:

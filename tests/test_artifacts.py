@@ -2,7 +2,6 @@
 
 import os
 import pickle
-import signal
 import stat
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import project_env
+from conftest import default_sigint, project_env
 from digits_nn import artifacts, data, network
 from digits_nn.errors import ArtifactError
 
@@ -489,9 +488,7 @@ def test_a_signal_during_a_write_leaves_the_previous_file_whole(tmp_path, signal
         capture_output=True,
         text=True,
         env=project_env(),
-        # As a terminal starts it: a suite run in the background (`cmd &`, or a mutation
-        # tool) leaves SIGINT ignored in its children, and Python then keeps it ignored.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,  # as a terminal starts it (mutmut runs in the background)
     )
     assert "signal sent after" in child.stdout, child.stderr  # it did land mid-write
     assert child.returncode == status, child.stdout + child.stderr

@@ -295,7 +295,7 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(clone: Path) -> None:
     import signal
     import subprocess
 
-    from conftest import project_env
+    from conftest import default_sigint, project_env
 
     command = [
         sys.executable,
@@ -310,7 +310,12 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(clone: Path) -> None:
     ]
     sweep_dir = clone / "multirun/resume"
     process = subprocess.Popen(
-        command, cwd=clone, env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command,
+        cwd=clone,
+        env=project_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 300
     while len(list(sweep_dir.glob("*/record.json"))) < 2 and time.monotonic() < deadline:

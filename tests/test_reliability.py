@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import dvc, make_clone, mlflow_runs, project_env, run
+from conftest import default_sigint, dvc, make_clone, mlflow_runs, project_env, run
 from digits_nn import artifacts
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def start(repo: Path, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,
     )
 
 

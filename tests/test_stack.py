@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from conftest import make_clone, project_env
+from conftest import default_sigint, make_clone, project_env
 from digits_nn import stack as stack_module
 
 pytestmark = pytest.mark.slow
@@ -455,7 +455,7 @@ def slurm_sweep(
     ]  # fmt: skip
     sweep = subprocess.Popen(
         command, cwd=stack.repo, env=project_env(**stack.env), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_sigint,
     )  # fmt: skip
     try:
         yield sweep, sweep_dir
