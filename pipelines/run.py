@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from digits_nn import runner
-from digits_nn.cli import exit_on_user_error, prepare_exit
+from digits_nn.cli import exit_on_user_error, guarded
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -22,6 +22,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    prepare_exit()
-    with exit_on_user_error():  # Ctrl-C in a sweep reaches here: exit 130, no traceback
-        main()
+    guarded(main)  # Ctrl-C in a sweep reaches here: exit 130, no traceback

@@ -6,6 +6,7 @@ SQLite store in a temporary folder, with real signals and MLflow's own pyfunc lo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from sklearn.datasets import load_digits
 
 from digits_nn import artifacts, cli, config, data, errors, modern, tracking
@@ -103,6 +105,43 @@ def test_an_interruption_a_library_turned_into_its_own_error_still_exits_with_it
         with pytest.raises(SystemExit) as exited, cli.exit_on_user_error():
             raise SystemExit(1)
         assert exited.value.code == 1
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+        errors.received.clear()
+
+
+@pytest.mark.parametrize(
+    "signum, caught, status",
+    [(signal.SIGINT, KeyboardInterrupt, 130), (signal.SIGTERM, tracking.Terminated, 143)],
+    ids=["sigint", "sigterm"],
+)
+def test_an_interruption_a_library_swallowed_stops_the_next_job_and_the_exit_status(
+    signum, caught, status, caplog
+) -> None:
+    # Seen in CI: Ctrl-C as an in-process sweep moved to its next job vanished, and the
+    # sweep ran to its end and exited 0.
+    from digits_nn import runner
+
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    errors.received.clear()
+    try:
+        errors.record_sigint()
+        errors.raise_on_sigterm()
+        with contextlib.suppress(caught):  # what the library did
+            os.kill(os.getpid(), signum)
+        with pytest.raises(caught):  # the next job does not start
+            runner.run(OmegaConf.create({}))
+        with pytest.raises(SystemExit) as exited:
+            cli.guarded(lambda: None)  # the work "ends normally"
+        assert exited.value.code == status
+        assert "outputs are written whole or not at all" in caplog.text
+
+        errors.received.clear()  # without a signal, nothing changes
+        with pytest.raises(SystemExit) as exited:
+            cli.guarded(lambda: None)
+        assert exited.value.code == 0
     finally:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])

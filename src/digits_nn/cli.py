@@ -81,6 +81,8 @@ def guarded(work: Callable[[], None]) -> NoReturn:
     prepare_exit()
     with exit_on_user_error():
         work()
+        # The work ended normally although a signal came: a library swallowed it.
+        errors.raise_if_interrupted()
     sys.exit(0)
 
 

@@ -46,6 +46,19 @@ class Terminated(BaseException):
 received: set[int] = set()
 
 
+def raise_if_interrupted() -> None:
+    """Raise the exception of an interruption this process received and then lost.
+
+    A library that catches the signal's exception and carries on (seen in CI: Ctrl-C as
+    a sweep moved from one job to the next, and the sweep ran to its end with exit 0)
+    would otherwise make Ctrl-C do nothing. Called where work is about to begin.
+    """
+    if signal.SIGTERM in received:
+        raise Terminated()
+    if signal.SIGINT in received:
+        raise KeyboardInterrupt
+
+
 def raise_on_sigterm() -> None:
     def on_sigterm(signum: int, frame: Any) -> None:
         received.add(signum)

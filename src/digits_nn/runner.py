@@ -26,7 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from digits_nn import artifacts, budgets, config, data, pipeline, provenance, sweeper
+from digits_nn import artifacts, budgets, config, data, errors, pipeline, provenance, sweeper
 from digits_nn.errors import DigitsNNError, TrainingDiverged
 from digits_nn.train import TrainingResult
 
@@ -64,6 +64,9 @@ def objective(test_accuracy: float | None, validation_accuracy: float | None) ->
 
 def run(raw: DictConfig) -> float:
     """Run the pipeline for ``raw``; returns its objective (NaN if a sweep job failed)."""
+    # A sweep on the basic launcher runs its jobs in this process: Ctrl-C that a library
+    # swallowed between two jobs still stops the sweep here.
+    errors.raise_if_interrupted()
     hydra = HydraConfig.get()
     output_dir = Path(hydra.runtime.output_dir)
     overrides = list(hydra.overrides.task)
