@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -83,28 +84,34 @@ def test_a_run_is_closed_as_its_block_ends(store, work, raised, status, error_ta
     ids=["sigint", "sigterm"],
 )
 def test_an_interruption_a_library_turned_into_its_own_error_still_exits_with_its_status(
-    signum, caught, status, caplog
+    signum, caught, status, caplog, entry_point_signals
 ) -> None:
     # Seen in CI: Ctrl-C landed while Hydra composed the next job's config; omegaconf
     # made an AttributeError of the KeyboardInterrupt, and Hydra reported it and exited 1.
+    with pytest.raises(SystemExit) as exited, cli.exit_on_user_error():
+        try:
+            os.kill(os.getpid(), signum)
+        except caught:
+            raise SystemExit(1) from None  # what Hydra does with the library's error
+    assert exited.value.code == status
+    assert "outputs are written whole or not at all" in caplog.text
+
+    errors.received.clear()  # without a signal, an exit status is left alone
+    with pytest.raises(SystemExit) as exited, cli.exit_on_user_error():
+        raise SystemExit(1)
+    assert exited.value.code == 1
+
+
+@pytest.fixture
+def entry_point_signals() -> Iterator[None]:
+    """The handlers an entry point installs, with no signal recorded; restored after."""
     previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     errors.received.clear()
     try:
         errors.record_sigint()
         errors.raise_on_sigterm()
-        with pytest.raises(SystemExit) as exited, cli.exit_on_user_error():
-            try:
-                os.kill(os.getpid(), signum)
-            except caught:
-                raise SystemExit(1) from None  # what Hydra does with the library's error
-        assert exited.value.code == status
-        assert "outputs are written whole or not at all" in caplog.text
-
-        errors.received.clear()  # without a signal, an exit status is left alone
-        with pytest.raises(SystemExit) as exited, cli.exit_on_user_error():
-            raise SystemExit(1)
-        assert exited.value.code == 1
+        yield
     finally:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
@@ -117,35 +124,25 @@ def test_an_interruption_a_library_turned_into_its_own_error_still_exits_with_it
     ids=["sigint", "sigterm"],
 )
 def test_an_interruption_a_library_swallowed_stops_the_next_job_and_the_exit_status(
-    signum, caught, status, caplog
+    signum, caught, status, caplog, entry_point_signals
 ) -> None:
     # Seen in CI: Ctrl-C as an in-process sweep moved to its next job vanished, and the
     # sweep ran to its end and exited 0.
     from digits_nn import runner
 
-    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    errors.received.clear()
-    try:
-        errors.record_sigint()
-        errors.raise_on_sigterm()
-        with contextlib.suppress(caught):  # what the library did
-            os.kill(os.getpid(), signum)
-        with pytest.raises(caught):  # the next job does not start
-            runner.run(OmegaConf.create({}))
-        with pytest.raises(SystemExit) as exited:
-            cli.guarded(lambda: None)  # the work "ends normally"
-        assert exited.value.code == status
-        assert "outputs are written whole or not at all" in caplog.text
+    with contextlib.suppress(caught):  # what the library did
+        os.kill(os.getpid(), signum)
+    with pytest.raises(caught):  # the next job does not start
+        runner.run(OmegaConf.create({}))
+    with pytest.raises(SystemExit) as exited:
+        cli.guarded(lambda: None)  # the work "ends normally"
+    assert exited.value.code == status
+    assert "outputs are written whole or not at all" in caplog.text
 
-        errors.received.clear()  # without a signal, nothing changes
-        with pytest.raises(SystemExit) as exited:
-            cli.guarded(lambda: None)
-        assert exited.value.code == 0
-    finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
-        errors.received.clear()
+    errors.received.clear()  # without a signal, nothing changes
+    with pytest.raises(SystemExit) as exited:
+        cli.guarded(lambda: None)
+    assert exited.value.code == 0
 
 
 def test_a_run_that_fails_before_its_work_is_failed_with_its_error(store) -> None:
