@@ -162,6 +162,27 @@ def test_a_launch_carries_its_folder_and_budgets_in_its_hydra_config(tmp_path: P
     assert list(job.hydra.overrides.task) == launch.members[0]  # the run's own overrides
 
 
+def test_the_launches_with_the_most_training_go_first() -> None:
+    grid = [
+        [f"train.iterations={budget}", f"model.hidden_size={hidden}"]
+        for budget in (500, 10000)
+        for hidden in (10, 100)
+    ]
+    defaults = {"train.iterations": 3000, "model.hidden_size": 30, "model.hidden_sizes": None}
+    ordered = sweeper.longest_first(sweeper.plan(grid, set(), False), defaults)
+    assert [launch.members[0] for launch in ordered] == [grid[3], grid[2], grid[1], grid[0]]
+    # Shared budgets: a group costs what its largest budget costs.
+    shared = sweeper.longest_first(sweeper.plan(grid, set(), True), defaults)
+    assert [launch.members[0] for launch in shared] == [grid[3], grid[2]]
+    assert sweeper.work(["seed=1"], defaults) == 3000 * (30 + 10)
+    assert sweeper.work(["model.hidden_sizes=[100,50]"], defaults) == 3000 * (150 + 10)
+    # Equal work keeps the sweep's order; a value that cannot be read (the job will fail
+    # at once) goes last.
+    same = [["model.hidden_size=abc"], ["seed=2"], ["seed=1"]]
+    kept = sweeper.longest_first(sweeper.plan(same, set(), True), defaults)
+    assert [launch.members[0] for launch in kept] == [same[1], same[2], same[0]]
+
+
 def test_a_members_overrides_keep_their_order_with_the_budget_replaced() -> None:
     assert sweeper.with_budget(["train.iterations=50", "seed=1"], 20) == [
         "train.iterations=20",

@@ -13,14 +13,17 @@ only from there); this module holds what they do, as functions a fast test can c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from digits_nn import artifacts
 
@@ -193,6 +196,42 @@ def plan(jobs: list[list[str]], done: set[str], share_budgets: bool) -> list[Lau
         else:
             launches += [Launch([m]) for m in members]
     return launches
+
+
+# What a configuration's training costs grows with its iterations and, per iteration, with
+# the units the activations pass through: the exp of the sigmoid over every hidden and
+# output unit of every row dominates an iteration (docs/benchmarks.md, sections a and s).
+OUTPUT_UNITS = 10
+WORK_KEYS = ("train.iterations", "model.hidden_size", "model.hidden_sizes")
+
+
+def work(overrides: Sequence[str], defaults: Mapping[str, Any]) -> float:
+    """Iterations times hidden and output units: how much training a configuration asks
+    for, only to order the launches. A value it cannot read gives 0: that job fails at
+    once, when it checks its config, and reports what is wrong."""
+    values = dict(defaults)
+    for override in overrides:
+        key = _key_of(override)
+        if key in WORK_KEYS:
+            with contextlib.suppress(yaml.YAMLError):
+                values[key] = yaml.safe_load(override.partition("=")[2])
+    try:
+        widths = values.get("model.hidden_sizes") or [values.get("model.hidden_size")]
+        return float(values["train.iterations"]) * (sum(map(float, widths)) + OUTPUT_UNITS)
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+
+
+def longest_first(launches: list[Launch], defaults: Mapping[str, Any]) -> list[Launch]:
+    """The launches, the most training first (in their order among equals).
+
+    Every launcher hands jobs to free workers in the order it gets them, so the sweep
+    ends with whatever comes last. A grid lists its largest values last: in the
+    reference grid the last job trained a 64-100-10 network to 10000 iterations and
+    recorded its four budgets, 47 s, the other core idle for the last 26. The longest
+    first leaves short jobs to fill the end (the longest-processing-time rule).
+    """
+    return sorted(launches, key=lambda launch: -work(launch.members[0], defaults))
 
 
 class RecordingLauncher:

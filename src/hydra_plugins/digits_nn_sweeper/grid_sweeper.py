@@ -8,6 +8,7 @@ what it does is in :mod:`digits_nn.sweeper`. Selected by default in ``conf/confi
   sweep directory of the launching process (every launcher pickles them back);
 - trains the configurations that differ only in ``train.iterations`` as one job, to the
   largest budget (``hydra.sweeper.share_budgets=false`` turns that off);
+- launches the jobs with the most training first, so that short ones fill the end;
 - on a rerun into the same ``hydra.sweep.dir``, skips the configurations whose record
   says FINISHED;
 - never lets a job's exception stop the sweep: it becomes that job's FAILED record,
@@ -55,6 +56,8 @@ class GridSweeper(BasicSweeper):
         if done:
             log.info("resuming: %d of %d configurations already finished", len(done), len(keys))
         launches = sweeper.plan(jobs, done, self.share_budgets)
+        defaults = {k: OmegaConf.select(self.config, k) for k in sweeper.WORK_KEYS}
+        launches = sweeper.longest_first(launches, defaults)
         batch_size = self.max_batch_size or max(len(launches), 1)
         returns = []
         for start in range(0, len(launches), batch_size):
