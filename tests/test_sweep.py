@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import open_dict, read_write
 
 from digits_nn import budgets, config, pipeline, plots, runner, sweep, sweeper
 
@@ -401,3 +402,83 @@ def test_a_diverging_shared_training_fails_only_the_budgets_that_diverge() -> No
     assert len(shared.result(1).cost_curve) == 1
     with pytest.raises(Exception, match="diverged"):
         shared.result(6)
+
+
+# ---- the sweep's name, grid and base config -------------------------------------------
+
+
+def launched_with(tmp_path: Path, *overrides: str):
+    """A sweep's config as Hydra hands it to the callback: composed without the sweeps,
+    which stay in ``hydra.overrides.task`` as typed."""
+    single = [o for o in overrides if o.startswith("sweep=")]
+    cfg = sweep_config(tmp_path, *single)
+    with read_write(cfg), open_dict(cfg):
+        cfg.hydra.overrides.task = list(overrides)
+    return cfg
+
+
+def test_the_grid_holds_the_presets_and_the_command_lines_sweeps_only(tmp_path: Path) -> None:
+    cfg = launched_with(
+        tmp_path,
+        "seed=0,1",
+        "+train.note=range(3)",
+        "train.alpha=choice(0.5,1.0)",
+        "model.hidden_sizes=[100,50]",  # one list, not a sweep
+        "++hydra.job.env_set.X='a,b'",  # one quoted string
+        "train.l2=0.01",
+    )
+    assert sweep.sweep_grid(cfg) == {
+        "seed": "0,1",
+        "train.note": "range(3)",
+        "train.alpha": "choice(0.5,1.0)",
+    }
+    preset = launched_with(tmp_path, "sweep=grid", "seed=0,1")
+    assert sweep.sweep_grid(preset) == {
+        "train.alpha": "0.05,0.25,1.0,2.5",
+        "train.iterations": "500,1000,3000,10000",
+        "model.hidden_size": "10,30,60,100",
+        "seed": "0,1",
+    }
+
+
+def test_a_sweep_is_named_after_its_preset_or_its_overrides(tmp_path: Path) -> None:
+    assert sweep.sweep_name(launched_with(tmp_path, "sweep=grid", "seed=1")) == "sweep grid"
+    assert sweep.sweep_name(launched_with(tmp_path, "seed=0,1", "train.l2=0.1")) == (
+        "sweep seed=0,1 train.l2=0.1"
+    )
+
+
+def test_a_sweeps_identity_does_not_depend_on_the_order_of_its_overrides(tmp_path: Path) -> None:
+    first = sweep.sweep_identity(launched_with(tmp_path, "seed=0,1", "train.alpha=0.5,1.0"))
+    again = sweep.sweep_identity(launched_with(tmp_path, "train.alpha=0.5,1.0", "seed=0,1"))
+    other = sweep.sweep_identity(launched_with(tmp_path, "seed=0,1", "train.alpha=0.5,2.0"))
+    assert first == again != other
+    assert first == [
+        "seed=0,1",
+        "train.alpha=0.5,1.0",
+        "seed=0,1",
+        "train.alpha=0.5,1.0",
+    ]
+
+
+def test_an_invalid_base_config_still_gives_the_sweep_its_tracking_and_paths(
+    tmp_path: Path,
+) -> None:
+    cfg = sweep_config(tmp_path, "train.alpha=-1", "tracking.experiment=kept")
+    assert sweep._task_config(cfg).tracking.experiment == "kept"
+    # A broken tracking section leaves the defaults: the jobs report the error.
+    broken = sweep_config(tmp_path, "tracking.accuracy_every=-5", "paths.model=m.npz")
+    assert sweep._task_config(broken).tracking == config.TrackingConfig()
+    assert sweep._task_config(broken).paths == config.PathsConfig()
+    valid = sweep_config(tmp_path, "train.alpha=0.5")
+    assert sweep._task_config(valid).train.alpha == 0.5
+
+
+def test_the_failure_line_names_each_failed_job_and_its_error() -> None:
+    failed = [
+        {"overrides": ["seed=1", "train.alpha=9"], "error": "diverged"},
+        {"overrides": ["seed=2"], "error": "killed"},
+    ]
+    assert sweep._failure_line(failed) == (
+        "2 job(s) failed: job seed=1 train.alpha=9: diverged; job seed=2: killed"
+    )

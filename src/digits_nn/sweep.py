@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -457,10 +458,11 @@ def sweep_name(config: DictConfig) -> str:
 def sweep_grid(config: DictConfig) -> dict[str, str]:
     """The swept keys and their values, from a preset and from the command line."""
     grid = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
-    for override in config.hydra.overrides.task:
-        key, _, values = override.partition("=")
-        if "," in values or values.startswith(("range(", "choice(", "glob(")):
-            grid[key.lstrip("+~")] = values
+    # Hydra's own parser tells a sweep (a,b, range(), choice(), glob()) from a single
+    # value that merely holds a comma, such as the list model.hidden_sizes=[100,50].
+    for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
+        if override.is_sweep_override():
+            grid[override.key_or_group] = override.input_line.partition("=")[2]
     return grid
 
 
