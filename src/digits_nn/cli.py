@@ -81,7 +81,8 @@ def guarded(work: Callable[[], None]) -> NoReturn:
     prepare_exit()
     with exit_on_user_error():
         work()
-        # The work ended normally although a signal came: a library swallowed it.
+        # The work ended normally although a signal came: its exception was dropped
+        # (raised in a callback, or caught by a library).
         errors.raise_if_interrupted()
     sys.exit(0)
 

@@ -49,9 +49,11 @@ received: set[int] = set()
 def raise_if_interrupted() -> None:
     """Raise the exception of an interruption this process received and then lost.
 
-    A library that catches the signal's exception and carries on (seen in CI: Ctrl-C as
-    a sweep moved from one job to the next, and the sweep ran to its end with exit 0)
-    would otherwise make Ctrl-C do nothing. Called where work is about to begin.
+    The signal handler may run inside a callback whose exceptions Python reports as
+    "Exception ignored" and drops (seen in CI: a weakref callback, as a sweep moved
+    from one job to the next; the sweep ran to its end with exit 0), or inside a
+    library that catches the exception and carries on. Either would make Ctrl-C do
+    nothing. Called where work is about to begin.
     """
     if signal.SIGTERM in received:
         raise Terminated()

@@ -64,8 +64,8 @@ def objective(test_accuracy: float | None, validation_accuracy: float | None) ->
 
 def run(raw: DictConfig) -> float:
     """Run the pipeline for ``raw``; returns its objective (NaN if a sweep job failed)."""
-    # A sweep on the basic launcher runs its jobs in this process: Ctrl-C that a library
-    # swallowed between two jobs still stops the sweep here.
+    # A sweep on the basic launcher runs its jobs in this process: Ctrl-C whose exception
+    # was dropped between two jobs still stops the sweep here.
     errors.raise_if_interrupted()
     hydra = HydraConfig.get()
     output_dir = Path(hydra.runtime.output_dir)
