@@ -144,14 +144,21 @@ def run_scale_out(args: argparse.Namespace) -> None:
     print(f"wrote the scale-out section of {args.out}")
 
 
+GRID_SECTIONS = {
+    "s": sweep_bench.section_grid,
+    "t": sweep_bench.section_eight,
+    "u": sweep_bench.section_order,
+}
+
+
 def run_grid_alone(out: Path, letter: str) -> None:
-    """Section s (the grid twice, about 10 minutes) or t (the 8-job sweep before issue
-    12 and now, about 5 minutes) alone, spliced into ``out``."""
+    """Section s (the grid on, off and before issue 12, about 25 minutes), t (the 8-job
+    sweep before issue 12 and now, about 5 minutes) or u (the grid's launch order, about
+    25 minutes) alone, spliced into ``out``."""
     clone = pipeline_bench.Clone(iterations=3000)
     try:
         with threadpool_limits(limits=1, user_api="blas"):
-            section = sweep_bench.section_grid if letter == "s" else sweep_bench.section_eight
-            text, _ = section(clone)
+            text, _ = GRID_SECTIONS[letter](clone)
     finally:
         clone.remove()
     document = out.read_text() if out.is_file() else "# Benchmarks\n"
@@ -167,7 +174,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help=f"comma-separated letters among {', '.join(ALONE)}; or s (the grid), or t"
-        " (the 8-job sweep, before issue 12 and now); or"
+        " (the 8-job sweep, before issue 12 and now); or u (the grid's launch order); or"
         " scale-out (which needs the extras slurm, ray, server and root for the local"
         " stack), run alone and replaced in --out",
     )
@@ -175,7 +182,7 @@ def main() -> None:
     if args.only == "scale-out":
         run_scale_out(args)
         return
-    if args.only in ("s", "t"):
+    if args.only in GRID_SECTIONS:
         run_grid_alone(args.out, args.only)
         return
     if args.only:
@@ -221,6 +228,9 @@ def main() -> None:
                 sections.append(text)
                 print("t: the 8-job sweep, before issue 12 and now", flush=True)
                 text, found["eight"] = sweep_bench.section_eight(clone)
+                sections.append(text)
+                print("u: the grid's launch order", flush=True)
+                text, found["order"] = sweep_bench.section_order(clone)
                 sections.append(text)
         finally:
             clone.remove()

@@ -369,6 +369,49 @@ def section_eight(clone: Clone, repeats: int = 3) -> tuple[str, dict]:
     return "\n".join(text), {"eight-job ratio": ratio, "eight-job CPU ratio": cpu_ratio}
 
 
+# ---- u: the launch order, longest first against the grid's own order --------------------
+
+LISTED_ORDER_REVISION = "d15b78b"  # the last commit that launched jobs in the order listed
+
+
+def section_order(clone: Clone, repeats: int = 3) -> tuple[str, dict]:
+    """The shared grid launched longest first (this tree) and in the order the grid lists
+    its jobs (the tree at ``LISTED_ORDER_REVISION``); the two take turns."""
+    exported = _tree_at(LISTED_ORDER_REVISION, clone.path.parent / f"{clone.path.name}-listed")
+    listed = Clone(iterations=clone.iterations, source=exported)
+    shutil.rmtree(exported)
+    trees = {f"in the order listed ({LISTED_ORDER_REVISION})": listed, "longest first": clone}
+    walls: dict[str, list[float]] = {name: [] for name in trees}
+    accuracies: dict[str, list[dict]] = {name: [] for name in trees}
+    try:
+        for _ in range(repeats):
+            for name, tree in trees.items():
+                out = tree.path / "bench-order"
+                wall, _ = _grid(tree, out)
+                walls[name].append(wall)
+                records = _records(out, True)
+                accuracies[name].append({r["key"]: r["test_accuracy"] for r in records})
+    finally:
+        listed.remove()
+    medians = {name: statistics.median(w) for name, w in walls.items()}
+    rows = [
+        [name, f"{medians[name]:.1f}", " ".join(f"{w:.1f}" for w in walls[name])] for name in trees
+    ]
+    listed_name = next(iter(trees))
+    speedup = medians[listed_name] / medians["longest first"]
+    same = all(a == accuracies[listed_name][0] for runs in accuracies.values() for a in runs)
+    text = [
+        "### u. The launch order of `sweep=grid` (shared budgets), joblib with 2 workers"
+        f" ({repeats} runs each, taking turns)\n",
+        table(["order", "wall median s", "each run s"], rows),
+        "",
+        f"**Longest first is {speedup:.2f}× faster than the order listed** (no target:"
+        " kept if faster). Same 64 test accuracies in every run:"
+        f" {same}.\n",
+    ]
+    return "\n".join(text), {"order speedup": speedup, "same": same}
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--probe"]:
         from threadpoolctl import threadpool_limits
