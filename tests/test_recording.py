@@ -92,3 +92,21 @@ def test_a_batch_the_store_refuses_fails_the_run_with_one_message(
     run = store.client.get_run(recorder.run_id)
     assert run.info.status == "FAILED"
     assert "metric batch" in run.data.tags["error"]
+
+
+def test_a_sweep_jobs_run_is_placed_as_it_is_created(
+    store: tracking.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A job SIGKILLed right after its run appears runs no more code: its sweep finds the
+    # run by these tags to close it, so they must come with the run, not after it.
+    placement = {"mlflow.parentRunId": "p" * 32, "sweep_job": "seed=1"}
+    seen: dict[str, str] = {}
+
+    def first_call_after_creation(store: tracking.Store, run_id: str, *args: object) -> None:
+        seen.update(store.client.get_run(run_id).data.tags)
+
+    monkeypatch.setattr(tracking, "log_datasets", first_call_after_creation)
+    with pipeline.recording(store, Config(), run_data=RUN_DATA, placement=placement):
+        pass
+    assert placement.items() <= seen.items()
+    assert seen["data_md5"] == RUN_DATA.md5

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -274,14 +274,16 @@ def recording(
     run_data: RunData,
     overrides: str | None = None,
     run_id: str | None = None,
-    parent_run_id: str | None = None,
+    placement: Mapping[str, str] | None = None,
 ) -> Iterator[Recorder]:
     """A :class:`Recorder` on a new run (or ``run_id`` reopened), closed however it ends.
-    A new run records ``run_data`` as its tag and dataset inputs."""
+    A new run records ``run_data`` as its tag and dataset inputs. ``placement``: tags
+    that place a sweep job's run (its parent run, its configuration), set as the run is
+    created, so that a job killed at any moment after leaves a run its sweep can find."""
     if store is None:
         yield Recorder()
         return
-    tags = run_tags(run_data.md5, overrides, parent_run_id) if run_id is None else {}
+    tags = run_tags(run_data.md5, overrides) | dict(placement or {}) if run_id is None else {}
     with tracking.run(
         store,
         run_id=run_id,
@@ -295,7 +297,7 @@ def recording(
         yield Recorder(store, active)
 
 
-def run_tags(data_md5: str, overrides: str | None, parent_run_id: str | None) -> dict[str, str]:
+def run_tags(data_md5: str, overrides: str | None) -> dict[str, str]:
     """Provenance: git state, the data's md5, overrides, versions and BLAS. Never the
     environment, which may hold secrets such as MLFLOW_TRACKING_PASSWORD."""
     tags: dict[str, str] = {
@@ -308,8 +310,6 @@ def run_tags(data_md5: str, overrides: str | None, parent_run_id: str | None) ->
         tags["overrides"] = overrides
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
-    if parent_run_id:
-        tags["mlflow.parentRunId"] = parent_run_id
     return tags
 
 

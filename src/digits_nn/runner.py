@@ -208,12 +208,8 @@ def _run(
         # and test_size; the md5 (the datasets' digest) says whether it does.
         run_data=pipeline.RunData(split, provenance.split_md5(split), cfg.paths.split),
         overrides=overrides,
-        parent_run_id=parent_run_id,
+        placement=_placement(job, in_sweep, parent_run_id),
     ) as recorder:
-        if in_sweep:
-            # Which configuration, from the start: for a rerun, and for the launching
-            # side to close the run as KILLED if the job is killed before it can.
-            recorder.tag(SWEEP_JOB_TAG, job.key)
         if shared is None:
             progress = not in_sweep and pipeline.interactive()
             result = pipeline.train_and_record(
@@ -237,6 +233,16 @@ def _run(
         recorder.run_id,
         result.cost_curve,
     )
+
+
+def _placement(job: Job, in_sweep: bool, parent_run_id: str | None) -> dict[str, str]:
+    """The tags that place a sweep job's run: its parent run, and which configuration
+    it is (for a rerun, and for the launching side to close the run as KILLED if the
+    job is killed outright before it can)."""
+    tags = {SWEEP_JOB_TAG: job.key} if in_sweep else {}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    return tags
 
 
 def _record_shared(
