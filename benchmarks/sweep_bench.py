@@ -214,9 +214,7 @@ def section_grid(clone: Clone) -> tuple[str, dict]:
         walls[share], cpus[share] = _grid(clone, out, flag)
         records[share] = _records(out, share)
     # The grid as it ran before issue 12, for the figure the issue started from.
-    exported = _tree_at(BEFORE_REVISION, clone.path.parent / f"{clone.path.name}-grid-before")
-    before = Clone(iterations=clone.iterations, source=exported)
-    shutil.rmtree(exported)
+    before = _clone_at(BEFORE_REVISION, clone)
     try:
         before_wall, before_cpu = _grid(before, before.path / "bench-grid")
     finally:
@@ -317,23 +315,25 @@ def section_grid(clone: Clone) -> tuple[str, dict]:
 BEFORE_REVISION = "b2ac619"  # the last commit before issue 12's changes to sweeps
 
 
-def _tree_at(revision: str, destination: Path) -> Path:
-    """The whole tree at ``revision`` (git archive), as its own repository."""
+def _clone_at(revision: str, clone: Clone) -> Clone:
+    """A copy of the whole tree at ``revision`` (git archive), set up as ``clone`` is."""
     root = Path(__file__).resolve().parents[1]
     archive = subprocess.run(
         ["git", "archive", revision], cwd=root, capture_output=True, check=True
     ).stdout
-    destination.mkdir(parents=True)
-    subprocess.run(["tar", "-x", "-C", str(destination)], input=archive, check=True)
-    return destination
+    exported = clone.path.parent / f"{clone.path.name}-{revision}"
+    exported.mkdir(parents=True)
+    try:
+        subprocess.run(["tar", "-x", "-C", str(exported)], input=archive, check=True)
+        return Clone(iterations=clone.iterations, source=exported)
+    finally:
+        shutil.rmtree(exported)
 
 
 def section_eight(clone: Clone, repeats: int = 3) -> tuple[str, dict]:
     """The 8-job classic sweep on joblib with 2 workers, this tree against the tree at
     ``BEFORE_REVISION``, each in its own copy with its own ``src``; the two take turns."""
-    exported = _tree_at(BEFORE_REVISION, clone.path.parent / f"{clone.path.name}-before")
-    before = Clone(iterations=clone.iterations, source=exported)
-    shutil.rmtree(exported)
+    before = _clone_at(BEFORE_REVISION, clone)
     trees = {"before issue 12 (" + BEFORE_REVISION + ")": before, "this tree": clone}
     command = [python(), "pipelines/run.py", "-m", "seed=0,1,2,3,4,5,6,7"]
     command += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
@@ -377,9 +377,7 @@ LISTED_ORDER_REVISION = "d15b78b"  # the last commit that launched jobs in the o
 def section_order(clone: Clone, repeats: int = 3) -> tuple[str, dict]:
     """The shared grid launched longest first (this tree) and in the order the grid lists
     its jobs (the tree at ``LISTED_ORDER_REVISION``); the two take turns."""
-    exported = _tree_at(LISTED_ORDER_REVISION, clone.path.parent / f"{clone.path.name}-listed")
-    listed = Clone(iterations=clone.iterations, source=exported)
-    shutil.rmtree(exported)
+    listed = _clone_at(LISTED_ORDER_REVISION, clone)
     trees = {f"in the order listed ({LISTED_ORDER_REVISION})": listed, "longest first": clone}
     walls: dict[str, list[float]] = {name: [] for name in trees}
     accuracies: dict[str, list[dict]] = {name: [] for name in trees}

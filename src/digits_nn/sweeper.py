@@ -13,7 +13,6 @@ only from there); this module holds what they do, as functions a fast test can c
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from digits_nn import artifacts
 
@@ -210,11 +209,9 @@ def work(overrides: Sequence[str], defaults: Mapping[str, Any]) -> float:
     for, only to order the launches. A value it cannot read gives 0: that job fails at
     once, when it checks its config, and reports what is wrong."""
     values = dict(defaults)
-    for override in overrides:
-        key = _key_of(override)
-        if key in WORK_KEYS:
-            with contextlib.suppress(yaml.YAMLError):
-                values[key] = yaml.safe_load(override.partition("=")[2])
+    own = [o for o in overrides if _key_of(o) in WORK_KEYS]
+    for override in OverridesParser.create().parse_overrides(own):
+        values[override.key_or_group] = override.value()
     try:
         widths = values.get("model.hidden_sizes") or [values.get("model.hidden_size")]
         return float(values["train.iterations"]) * (sum(map(float, widths)) + OUTPUT_UNITS)
