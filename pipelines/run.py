@@ -9,16 +9,21 @@ outputs; each config is one MLflow run, and a sweep is their parent run.
 """
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from digits_nn import runner
 from digits_nn.cli import exit_on_user_error, guarded
+from digits_nn.pipeline import app
+from digits_nn.sweeps import job
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     with exit_on_user_error():
-        return runner.run(cfg)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            return job.run(cfg)
+        return app.run_single(cfg)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
 """DVC stage `scale`: standardise every pixel, fitted on all rows (the classic order)."""
 
-from digits_nn import artifacts, data
 from digits_nn.cli import stage
 from digits_nn.config import Config
+from digits_nn.data import artifacts, steps
 
 
 @stage
 def main(cfg: Config) -> None:
     raw = artifacts.read_dataset(cfg.paths.raw)
-    artifacts.write_scaled(cfg.paths.scaled, data.standardise(raw))
+    artifacts.write_scaled(cfg.paths.scaled, steps.standardise(raw))
 
 
 if __name__ == "__main__":

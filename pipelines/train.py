@@ -2,29 +2,26 @@
 
 from pathlib import Path
 
-from digits_nn import artifacts, pipeline, provenance
-from digits_nn.cli import PARAMS_FILE, stage
+from digits_nn.cli import PARAMS_FILE, interactive, stage
 from digits_nn.config import Config
+from digits_nn.data import artifacts
+from digits_nn.pipeline import provenance
+from digits_nn.pipeline.prepared import PreparedData
+from digits_nn.pipeline.recording import RunData, new_run
+from digits_nn.pipeline.steps import RunContext, train_and_record
+from digits_nn.tracking.store import open_store
 
 
 @stage
 def main(cfg: Config) -> None:
     split = artifacts.read_split(cfg.paths.split)
     onehot = artifacts.read_onehot(cfg.paths.onehot, split)
-    scaling = artifacts.read_scaled(cfg.paths.scaled)  # travels with the MLflow model
-    store = pipeline.open_store(cfg)
-    run_data = pipeline.RunData(split, provenance.md5(cfg.paths.split), cfg.paths.split)
-    with pipeline.recording(store, cfg, run_data=run_data) as recorder:
-        pipeline.train_and_record(
-            cfg,
-            split,
-            onehot,
-            scaling,
-            recorder,
-            cfg.paths,
-            Path(PARAMS_FILE),
-            pipeline.interactive(),
-        )
+    scaled = artifacts.read_scaled(cfg.paths.scaled)  # its scaling travels with the model
+    store = open_store(cfg.tracking)
+    run_data = RunData(split, provenance.md5(cfg.paths.split), cfg.paths.split)
+    with new_run(store, cfg, run_data) as run:
+        ctx = RunContext(cfg, run, cfg.paths, Path(PARAMS_FILE), interactive())
+        train_and_record(ctx, PreparedData(scaled, split, onehot))
 
 
 if __name__ == "__main__":

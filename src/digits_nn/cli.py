@@ -12,6 +12,7 @@ import contextlib
 import functools
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -66,8 +67,8 @@ def prepare_exit() -> None:
     """Make SIGTERM close the open MLflow run, remember Ctrl-C (see errors.received), and
     make the interpreter's teardown quick.
 
-    With mlflow, sklearn and matplotlib loaded, the teardown spends 0.5-1 s in a last
-    garbage collection over objects that are about to vanish with the process. Freezing
+    With mlflow, sklearn and matplotlib loaded, the teardown would spend a noticeable
+    pause in a last garbage collection over objects about to vanish with the process. Freezing
     them leaves them out of it. Registered first, the freeze runs after every other exit
     handler (logging's flush, MLflow's), which all still run.
     """
@@ -100,3 +101,8 @@ def stage(main: Callable[[Config], None]) -> Callable[[], NoReturn]:
         guarded(lambda: main(config.load(PARAMS_FILE)))
 
     return entry
+
+
+def interactive() -> bool:
+    """Show progress bars only to a person at a terminal: not in CI, not under DVC."""
+    return sys.stderr.isatty() and not os.environ.get("CI") and "DVC_STAGE" not in os.environ

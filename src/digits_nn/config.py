@@ -20,16 +20,17 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from digits_nn.data import N_CLASSES
+from digits_nn.data.digits import N_CLASSES, N_PIXELS, N_ROWS
 from digits_nn.errors import ConfigError
-from digits_nn.inference import ACTIVATIONS, OUTPUTS
 
+# The choices each key allows. digits_nn.core implements each one (its tables of
+# activations and losses are keyed by these names; a test checks that they agree).
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+OUTPUTS = ("sigmoid", "softmax")
 INITS = ("uniform", "xavier", "he")
 OPTIMIZERS = ("gd", "sgd", "momentum")
 SCHEDULES = ("constant", "inverse_time")
 DTYPES = ("float64", "float32")
-# Rows of scikit-learn's digits, the one dataset: what the validation share is cut from.
-DIGITS_ROWS = 1797
 # Options that act only under one choice of another key of the same section. They are
 # unset (null) by default and refused where they would have no effect, so that a run's
 # params hold only what took effect. Where they act, an unset one takes its default.
@@ -55,9 +56,10 @@ class ModelConfig:
     output: str = "sigmoid"
     init: str = "uniform"
 
-    def layer_sizes(self, n_inputs: int, n_outputs: int) -> list[int]:
+    def layer_sizes(self) -> list[int]:
+        """Pixels in, one node per digit out, the hidden layers between."""
         hidden = list(self.hidden_sizes) if self.hidden_sizes is not None else [self.hidden_size]
-        return [n_inputs, *hidden, n_outputs]
+        return [N_PIXELS, *hidden, N_CLASSES]
 
 
 @dataclass
@@ -74,17 +76,6 @@ class TrainConfig:
     decay: Optional[float] = None  # noqa: UP045 - schedule=inverse_time only
     validation_size: float = 0.0
     patience: Optional[int] = None  # noqa: UP045
-
-    @property
-    def is_classic(self) -> bool:
-        """Plain full-batch gradient descent: the classic run's optimiser."""
-        return (
-            self.optimizer == "gd"
-            and self.batch_size is None
-            and self.l2 == 0.0
-            and self.schedule == "constant"
-            and self.validation_size == 0.0
-        )
 
 
 @dataclass
@@ -255,7 +246,7 @@ def held_out(n: int, share: float) -> tuple[int, int]:
 
 def _validation_size_errors(validation_size: float, test_size: float) -> Iterator[str]:
     """A stratified validation share needs one row per class on both of its sides."""
-    n_train, _ = held_out(DIGITS_ROWS, test_size)
+    n_train, _ = held_out(N_ROWS, test_size)
     n_fit, n_validation = held_out(n_train, validation_size)
     if min(n_fit, n_validation) >= N_CLASSES:
         return

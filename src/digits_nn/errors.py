@@ -49,11 +49,9 @@ received: set[int] = set()
 def raise_if_interrupted() -> None:
     """Raise the exception of an interruption this process received and then lost.
 
-    The signal handler may run inside a callback whose exceptions Python reports as
-    "Exception ignored" and drops (seen in CI: a weakref callback, as a sweep moved
-    from one job to the next; the sweep ran to its end with exit 0), or inside a
-    library that catches the exception and carries on. Either would make Ctrl-C do
-    nothing. Called where work is about to begin.
+    A signal handler may run inside a callback whose exceptions Python drops (it reports
+    them as "Exception ignored"), or inside a library that catches them and carries on;
+    Ctrl-C would then do nothing. Called where work is about to begin.
     """
     if signal.SIGTERM in received:
         raise Terminated()

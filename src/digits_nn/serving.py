@@ -8,9 +8,10 @@ come out:
     model = mlflow.pyfunc.load_model("runs:/<run_id>/model")
     model.predict(frame_with_columns_pixel_0_to_pixel_63)
 
-It needs only what the model declares (mlflow, numpy, pandas): it imports the numpy
-forward pass of :mod:`digits_nn.inference` and the npz readers, never the training
-code, the config schema, scipy or tqdm.
+It needs only what the model declares (mlflow, numpy, pandas): it imports the one
+forward pass of :mod:`digits_nn.core` and the model file's reader, never the training
+code, the config schema, the tracking or sweep code, scipy or tqdm. The logged model
+ships exactly those modules (:data:`digits_nn.tracking.models.SERVED_CODE`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from mlflow.models import set_model
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
-from digits_nn.artifacts import read_model, read_npz
-from digits_nn.inference import predict
-
-PIXEL_COLUMNS = [f"pixel_{i}" for i in range(64)]
+from digits_nn.core.forward import predict
+from digits_nn.data.digits import PIXEL_COLUMNS
+from digits_nn.data.files import read_npz
+from digits_nn.data.model_file import read_model
 
 
 def pixels_of(frame: pd.DataFrame) -> np.ndarray:
@@ -37,7 +38,7 @@ def pixels_of(frame: pd.DataFrame) -> np.ndarray:
     if not isinstance(frame, pd.DataFrame):
         frame = pd.DataFrame(frame)
     columns = [str(c) for c in frame.columns]
-    if columns != PIXEL_COLUMNS:
+    if columns != list(PIXEL_COLUMNS):
         missing = [c for c in PIXEL_COLUMNS if c not in columns]
         extra = [c for c in columns if c not in PIXEL_COLUMNS]
         raise MlflowException(

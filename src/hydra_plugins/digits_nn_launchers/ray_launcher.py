@@ -27,7 +27,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from digits_nn.errors import DigitsNNError
-from digits_nn.tracking import redact
+from digits_nn.tracking.redaction import redact
 
 log = logging.getLogger(__name__)
 

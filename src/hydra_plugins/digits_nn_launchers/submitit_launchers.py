@@ -8,7 +8,7 @@ without accounting (no slurmdbd) every state is UNKNOWN, which submitit takes fo
 running", so the sweep waits forever for a job that was cancelled. Here:
 
 - in the job, SIGTERM (what SLURM sends first when it ends a job; submitit ignores it)
-  raises :class:`digits_nn.tracking.Terminated`, so the open MLflow run is closed as
+  raises :class:`digits_nn.errors.Terminated`, so the open MLflow run is closed as
   KILLED, as on Ctrl-C. The preset asks for no early warning of the time limit
   (``signal_delay_s: 0``); if a user asks for one, submitit's handler would fail the
   job at once, as it cannot be checkpointed: the job runs on instead, to the limit;
@@ -33,7 +33,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher as plugin
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
-from digits_nn import tracking
+from digits_nn import errors
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ class _Tolerant:
 
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
         # In the job, after submitit set its own handlers.
-        tracking.raise_on_sigterm()
+        errors.raise_on_sigterm()
         _run_on_at_the_time_limit_warning()
         return super().__call__(*args, **kwargs)  # type: ignore[misc]
 

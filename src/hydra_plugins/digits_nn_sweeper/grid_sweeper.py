@@ -1,8 +1,8 @@
 """The project's grid sweeper: Hydra's BasicSweeper, which also keeps each job's record.
 
 Hydra instantiates sweepers only from the ``hydra_plugins`` package, hence this module;
-what it does is in :mod:`digits_nn.sweeper`. Selected by default in ``conf/config.yaml``
-(``hydra/sweeper: digits``). Beyond the BasicSweeper it:
+what it does is in :mod:`digits_nn.sweeps.plan` and :mod:`digits_nn.sweeps.records`.
+Selected by default in ``conf/config.yaml`` (``hydra/sweeper: digits``). Beyond the BasicSweeper it:
 
 - writes each job's records, sent back through the launcher's return values, into the
   sweep directory of the launching process (every launcher pickles them back);
@@ -39,7 +39,8 @@ class GridSweeper(BasicSweeper):
         self.share_budgets = share_budgets
 
     def sweep(self, arguments: list[str]) -> Any:
-        from digits_nn import sweeper
+        from digits_nn.sweeps import plan, records
+        from digits_nn.sweeps.protocol import job_key
 
         assert self.config is not None and self.launcher is not None
         assert self.hydra_context is not None
@@ -50,14 +51,14 @@ class GridSweeper(BasicSweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
-        keys = [sweeper.job_key(job) for job in jobs]
-        sweeper.write_jobs(sweep_dir, keys)
-        done = {k for k in keys if sweeper.is_finished(sweeper.read_record(sweep_dir, k))}
+        keys = [job_key(job) for job in jobs]
+        records.write_jobs(sweep_dir, keys)
+        done = {k for k in keys if records.is_finished(records.read_record(sweep_dir, k))}
         if done:
             log.info("resuming: %d of %d configurations already finished", len(done), len(keys))
-        launches = sweeper.plan(jobs, done, self.share_budgets)
-        defaults = {k: OmegaConf.select(self.config, k) for k in sweeper.WORK_KEYS}
-        launches = sweeper.longest_first(launches, defaults)
+        launches = plan.plan(jobs, done, self.share_budgets)
+        defaults = {k: OmegaConf.select(self.config, k) for k in plan.WORK_KEYS}
+        launches = plan.longest_first(launches, defaults)
         batch_size = self.max_batch_size or max(len(launches), 1)
         returns = []
         for start in range(0, len(launches), batch_size):
@@ -66,7 +67,7 @@ class GridSweeper(BasicSweeper):
             self.validate_batch_is_legal(batch)
             results = self.launcher.launch(batch, initial_job_idx=start)
             for launch, result in zip(chunk, results):
-                for record in sweeper.records_of(result, launch.members):
-                    sweeper.write_record(sweep_dir, record)
+                for record in records.records_of(result, launch.members):
+                    records.write_record(sweep_dir, record)
             returns.append(results)
         return returns

@@ -1,7 +1,7 @@
 """Hydra's Optuna sweeper, keeping each trial's record as the grid sweeper does.
 
 The search itself is Optuna's, unchanged: each job returns a float (the validation
-accuracy) that also carries its records (:class:`digits_nn.runner.Objective`); the
+accuracy) that also carries its records (:class:`digits_nn.sweeps.protocol.Objective`); the
 launcher is wrapped so that the records land in the sweep directory, where the sweep
 callback summarises them and registers the best trial's model.
 """
@@ -20,7 +20,7 @@ if OptunaSweeper is not None:
 
     class OptunaSearch(OptunaSweeper):
         def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
-            from digits_nn.sweeper import RecordingLauncher
+            from digits_nn.sweeps.records import RecordingLauncher
 
             super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
             sweep_dir = Path(config.hydra.sweep.dir)

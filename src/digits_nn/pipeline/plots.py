@@ -10,7 +10,7 @@ from types import ModuleType
 
 import numpy as np
 
-from digits_nn.artifacts import atomic_path
+from digits_nn.data.files import atomic_path
 
 
 def pyplot() -> ModuleType:

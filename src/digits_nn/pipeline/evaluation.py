@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from digits_nn.data import N_CLASSES, Split
-from digits_nn.inference import predict
-from digits_nn.network import Network
+from digits_nn.core.forward import predict
+from digits_nn.core.network import Network
+from digits_nn.data.digits import N_CLASSES
+from digits_nn.data.steps import Split
 
 
 @dataclass

@@ -14,17 +14,17 @@ Such configurations are not shared (:func:`can_share`); each budget trains apart
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 
-import numpy as np
-
-from digits_nn import data, modern, pipeline
 from digits_nn.config import Config
+from digits_nn.core import trainer
+from digits_nn.core.network import Network
+from digits_nn.core.training import TrainingResult, Watch, is_checkpoint
+from digits_nn.data.steps import validation_rows
 from digits_nn.errors import TrainingDiverged
-from digits_nn.network import Network
-from digits_nn.train import TrainingResult, is_checkpoint
+from digits_nn.pipeline.fit import accuracy_on_test, fit
+from digits_nn.pipeline.prepared import PreparedData
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class SharedTraining:
 
 
 def train_to_largest(
-    cfg: Config, split: data.Split, onehot: data.OneHot, budgets: list[int], track: bool
+    cfg: Config, data: PreparedData, budgets: list[int], track: bool
 ) -> SharedTraining:
     """Train ``cfg`` (whose ``train.iterations`` is the largest budget) once, keeping the
     network at every smaller budget. ``track``: also measure the test-accuracy curve."""
@@ -73,17 +73,13 @@ def train_to_largest(
 
     def at_each_iteration(iteration: int, network: Network) -> None:
         if track and any(is_checkpoint(iteration, every, b) for b in [*smaller, largest]):
-            accuracy[iteration] = pipeline.accuracy_on_test(network, split)
+            accuracy[iteration] = accuracy_on_test(network, data.split)
         if iteration in smaller:
-            snapshots[iteration] = modern._copy(network)
+            snapshots[iteration] = network.copy()
 
-    # The hook runs after every iteration; fit hands it the network as it is then.
-    each_iteration = dataclasses.replace(
-        cfg, tracking=dataclasses.replace(cfg.tracking, accuracy_every=1)
-    )
     shared = SharedTraining(largest, {}, accuracy, every)
     try:
-        full = pipeline.fit(each_iteration, split, onehot, False, at_each_iteration)
+        full = fit(cfg, data, Watch(every=1, checkpoint=at_each_iteration))
     except TrainingDiverged as error:
         full, shared.diverged = None, error
         cost, classic, validation = error.partial_cost, error.partial_classic_cost, None
@@ -91,7 +87,7 @@ def train_to_largest(
         shared.results[largest] = full
         cost, classic = full.cost_curve, full.classic_cost_curve
         validation = full.validation_cost_curve
-    rows = _validation_rows(cfg, split, onehot)
+    rows = _validation_rows(cfg, data)
     for budget, network in snapshots.items():
         shared.results[budget] = TrainingResult(
             network,
@@ -99,23 +95,16 @@ def train_to_largest(
             classic[:budget].copy(),
             None if validation is None else validation[:budget].copy(),
             None if full is None or full.best_iteration is None else budget,
-            None if rows is None else _accuracy(network, rows),
+            None if rows is None else trainer.accuracy(network, rows),
         )
     return shared
 
 
-def _validation_rows(
-    cfg: Config, split: data.Split, onehot: data.OneHot
-) -> tuple[np.ndarray, np.ndarray] | None:
+def _validation_rows(cfg: Config, data: PreparedData) -> trainer.Rows | None:
     """The validation rows exactly as the training carved them (seeded), if any."""
     if cfg.train.validation_size == 0.0:
         return None
     dtype = cfg.train.dtype
-    X, Y = split.X_train.astype(dtype, copy=False), onehot.Y_train.astype(dtype, copy=False)
-    _, _, rows = pipeline.carve_validation(X, Y, cfg.train.validation_size, cfg.seed)
-    return rows
-
-
-def _accuracy(network: Network, rows: tuple[np.ndarray, np.ndarray]) -> float:
-    X, Y = rows
-    return float(np.mean(modern.predict(network, X) == Y.argmax(1)))
+    _, held = validation_rows(data.split.y_train, cfg.train.validation_size, cfg.seed)
+    X = data.split.X_train[held].astype(dtype, copy=False)
+    return trainer.Rows(X, data.onehot.Y_train[held].astype(dtype, copy=False))

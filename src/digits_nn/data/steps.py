@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-N_CLASSES = 10
+from digits_nn.data import digits
 
 
 @dataclass
@@ -45,8 +45,8 @@ def load_digits() -> Dataset:
     """scikit-learn's 8x8 digits: X (1797, 64) float64 in 0..16, y (1797,) int64."""
     from sklearn.datasets import load_digits as sklearn_digits
 
-    digits = sklearn_digits()
-    return Dataset(digits.data.astype(np.float64), digits.target.astype(np.int64))
+    loaded = sklearn_digits()
+    return Dataset(loaded.data.astype(np.float64), loaded.target.astype(np.int64))
 
 
 def standardise(data: Dataset) -> Scaled:
@@ -71,7 +71,7 @@ def split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int) -> Split:
     return Split(X_train, X_test, y_train, y_test)
 
 
-def one_hot(y: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
+def one_hot(y: np.ndarray, n_classes: int = digits.N_CLASSES) -> np.ndarray:
     """Label ``k`` becomes a row with a 1 at index ``k``."""
     return np.eye(n_classes)[y]
 
@@ -79,3 +79,28 @@ def one_hot(y: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
 def one_hot_split(split: Split) -> OneHot:
     """The one-hot targets of both halves of a split."""
     return OneHot(one_hot(split.y_train), one_hot(split.y_test))
+
+
+def validation_rows(labels: np.ndarray, size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training rows fitted on and of the validation rows: a stratified,
+    seeded share of the *training* rows, never the test rows."""
+    from sklearn.model_selection import train_test_split
+
+    fit, held = train_test_split(
+        np.arange(len(labels)), test_size=size, random_state=seed, stratify=labels
+    )
+    return fit, held
+
+
+def without_validation(split: Split, size: float, seed: int) -> Split:
+    """The split as training saw it: its train rows are the rows fitted on, without the
+    validation rows, so that ``train_accuracy`` is measured on the rows trained on."""
+    if size == 0.0:
+        return split
+    fit, _ = validation_rows(split.y_train, size, seed)
+    return Split(split.X_train[fit], split.X_test, split.y_train[fit], split.y_test)
+
+
+def raw_pixels(X_scaled: np.ndarray, scaled: Scaled) -> np.ndarray:
+    """Undo the standardisation, to draw digits as the 0..16 pixels they were."""
+    return X_scaled * scaled.scale + scaled.mean

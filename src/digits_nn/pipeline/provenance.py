@@ -7,8 +7,9 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from digits_nn.artifacts import npz_bytes, split_arrays
-from digits_nn.data import Split
+from digits_nn.data.artifacts import split_arrays
+from digits_nn.data.files import npz_bytes
+from digits_nn.data.steps import Split
 
 PACKAGES = ("numpy", "scikit-learn", "dvc", "hydra-core", "mlflow")
 

@@ -1,0 +1,7 @@
+"""scikit-learn's 8x8 handwritten digits: the sizes of the one dataset, named once."""
+
+N_ROWS = 1797  # images
+N_PIXELS = 64  # 8 x 8, each an integer from 0 to PIXEL_MAX
+PIXEL_MAX = 16
+N_CLASSES = 10  # digits 0..9
+PIXEL_COLUMNS = tuple(f"pixel_{i}" for i in range(N_PIXELS))  # a frame's column names
