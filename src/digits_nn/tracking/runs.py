@@ -146,20 +146,20 @@ class RunLog:
         return self.store is not None and self.run_id is not None
 
     def params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
         if not self.enabled:
             return
+        from mlflow.entities import Param
+
         items = [Param(key, str(value)) for key, value in params.items()]
         for start in range(0, len(items), 100):  # MLflow's per-call limit for params
             self._client.log_batch(self.run_id, params=items[start : start + 100])
 
     def metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         """Values at one step (0: the run's final figures)."""
-        from mlflow.entities import Metric
-
         if not self.enabled:
             return
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
         self._client.log_batch(self.run_id, metrics=batch)
@@ -171,10 +171,10 @@ class RunLog:
         at most 1000 metrics (the store's limit); one call per step would take tens of
         seconds for a 3000-point curve.
         """
-        from mlflow.entities import Metric
-
         if not self.enabled or values is None or len(values) == 0:
             return
+        from mlflow.entities import Metric
+
         if not isinstance(values, Mapping):
             values = dict(enumerate(np.asarray(values).tolist(), start=1))
         now = int(time.time() * 1000)
@@ -200,13 +200,13 @@ class RunLog:
         rather than MLflow's own hash of the arrays, so a run can be matched to a DVC
         revision; ``source`` is the DVC path of that file.
         """
+        if not self.enabled:
+            return
         import mlflow.data
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.entities import DatasetInput, InputTag
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-        if not self.enabled:
-            return
         with warnings.catch_warnings():
             # A relative path is claimed by both the file and the file: URI source, which
             # are the same "local" source type; MLflow warns that it picked one.

@@ -1,0 +1,556 @@
+"""Issue 11 against the real stack: PostgreSQL, the MLflow server with accounts and a
+one-node SLURM cluster, brought up once for this module by ``python -m digits_nn.stack``
+in a temporary clone, and brought down after it.
+
+Needs, as CI installs them: the extras ``.[slurm,ray,server]``, Debian's PostgreSQL 15
+server and, when not root, ``slurmctld slurmd slurm-client munge`` (the stack installs
+them itself with apt-get when it runs as root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digits_nn.stack.layout import STACK_DIR, Layout, save_state
+from digits_nn.stack.mlflow_server import _basic
+from digits_nn.stack.postgres import PG_BIN, restart_postgres
+from digits_nn.stack.processes import alive, port_open, stop_pid
+from helpers import default_sigint, make_clone, project_env
+
+CURVE = 3000  # the classic run's iterations: one train_cost point each
+
+
+@dataclass
+class Stack:
+    repo: Path
+    folder: Path
+    env: dict[str, str]
+
+    @property
+    def uri(self) -> str:
+        return self.env["MLFLOW_TRACKING_URI"]
+
+    @property
+    def password(self) -> str:
+        return self.env["MLFLOW_TRACKING_PASSWORD"]
+
+    def command(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_in(self.repo, [sys.executable, "-m", "digits_nn.stack", *args], check=check)
+
+    def state(self) -> dict:
+        return json.loads((self.folder / "state.json").read_text())
+
+    def app(
+        self, *overrides: str, check: bool = True, timeout: float = 900, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """``pipelines/run.py`` in the clone, as a user whose shell ran ``stack env``."""
+        return run_in(
+            self.repo,
+            [sys.executable, "pipelines/run.py", *overrides],
+            check=check,
+            timeout=timeout,
+            env={**self.env, **env},
+        )
+
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri)
+
+
+def run_in(
+    cwd: Path,
+    args: list[str],
+    check: bool = True,
+    timeout: float = 900,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        args, cwd=cwd, env=project_env(**(env or {})), capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def parse_exports(text: str) -> dict[str, str]:
+    found = {}
+    for line in text.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        found[key] = shlex.split(value)[0] if value else ""
+    return found
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The stack, up once for the module, in a clone of its own; down afterwards."""
+    for tool in ("runuser",):
+        if not Path(f"/usr/sbin/{tool}").exists() and not Path(f"/usr/bin/{tool}").exists():
+            pytest.fail(f"{tool} is missing: apt-get install util-linux")
+    if not PG_BIN.is_dir():
+        pytest.fail(f"PostgreSQL's server is missing ({PG_BIN}): apt-get install postgresql-15")
+    # Not under pytest's own temporary folder (0700): the postgres and munge users must
+    # reach their folders inside the stack's.
+    holder = Path(tempfile.mkdtemp(prefix="digits-stack-"))
+    holder.chmod(0o755)
+    repo = make_clone(holder / "repo")
+    folder = repo / STACK_DIR
+    started = time.monotonic()
+    up = run_in(repo, [sys.executable, "-m", "digits_nn.stack", "up"], check=False, timeout=600)
+    if up.returncode != 0:
+        run_in(repo, [sys.executable, "-m", "digits_nn.stack", "down"], check=False)
+        pytest.fail(
+            "stack up failed (it needs .[server,slurm] and Debian's postgresql, slurm and"
+            f" munge):\n{up.stderr}"
+        )
+    print(f"stack up in {time.monotonic() - started:.1f} s")
+    env = parse_exports(run_in(repo, [sys.executable, "-m", "digits_nn.stack", "env"]).stdout)
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)  # this process reads the server as the user digits
+    try:
+        yield Stack(repo, folder, env)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        run_in(repo, [sys.executable, "-m", "digits_nn.stack", "down"], check=False)
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def stack_pids(stack: Stack) -> dict[str, int]:
+    return {name: entry["pid"] for name, entry in stack.state().items() if entry.get("pid")}
+
+
+def listening(pids: set[int]) -> list[tuple[str, int, int]]:
+    """(address, port, pid) of every TCP socket listening in these processes and their
+    descendants."""
+    import psutil
+
+    family = set(pids)
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            family |= {child.pid for child in psutil.Process(pid).children(recursive=True)}
+    return [
+        (ipv4_if_mapped(conn.laddr.ip), conn.laddr.port, conn.pid)
+        for conn in psutil.net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN and conn.pid in family
+    ]
+
+
+def ipv4_if_mapped(address: str) -> str:
+    """``::ffff:127.0.0.1`` (an IPv6 socket bound to the IPv4 address, as gRPC binds Ray's
+    raylet) is 127.0.0.1."""
+    parsed = ipaddress.ip_address(address.split("%")[0])
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    return str(mapped) if mapped else address
+
+
+def experiment_id(stack: Stack) -> str:
+    client = stack.client()
+    found = client.get_experiment_by_name("digits-nn")
+    return found.experiment_id if found else client.create_experiment("digits-nn")
+
+
+def runs_of(stack: Stack, parent: str | None = None):
+    client = stack.client()
+    query = f"tags.mlflow.parentRunId = '{parent}'" if parent else ""
+    return client.search_runs([experiment_id(stack)], filter_string=query, max_results=1000)
+
+
+def parent_of_sweep(stack: Stack, sweep_dir: Path):
+    client = stack.client()
+    runs = client.search_runs(
+        [experiment_id(stack)], filter_string=f"tags.sweep_dir = '{sweep_dir}'", max_results=5
+    )
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return runs[0]
+
+
+def text_files(folder: Path) -> Iterator[Path]:
+    yield from (p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+# ---- the stack itself -----------------------------------------------------------------
+
+
+def test_stack_up_is_idempotent_and_every_daemon_listens_on_127_0_0_1_only(
+    stack: Stack,
+) -> None:
+    pids = stack_pids(stack)
+    assert set(pids) >= {"postgres", "mlflow", "munge", "slurmctld", "slurmd"}
+    status = stack.command("status").stdout
+    assert status.count("running") == 5, status
+    started = time.monotonic()
+    stack.command("up")
+    assert time.monotonic() - started < 20
+    assert stack_pids(stack) == pids  # nothing restarted
+    sockets = listening(set(pids.values()))
+    assert {port for _, port, _ in sockets} >= {
+        stack.state()[name]["port"] for name in ("postgres", "mlflow", "slurmctld", "slurmd")
+    }
+    assert all(address == "127.0.0.1" for address, _, _ in sockets), sockets
+    secrets_file = stack.folder / "secrets.json"
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    assert stack.env["MLFLOW_TRACKING_USERNAME"] == "digits"
+
+
+# ---- sweeps on SLURM, load --------------------------------------------------------------
+
+
+def test_sixteen_slurm_jobs_log_full_curves_to_the_server_and_no_secret_anywhere(
+    stack: Stack,
+) -> None:
+    """The acceptance sweep (one parent, FINISHED children with every point, artifacts
+    through the server), at the load of issue 11: 16 jobs logging at once."""
+    sweep_dir = stack.repo / "multirun" / "slurm16"
+    seeds = ",".join(map(str, range(16)))
+    result = stack.app(
+        "-m", "hydra/launcher=submitit_slurm", f"seed={seeds}", f"hydra.sweep.dir={sweep_dir}"
+    )
+    parent = parent_of_sweep(stack, sweep_dir)
+    assert parent.info.status == "FINISHED"
+    children = runs_of(stack, parent.info.run_id)
+    assert len(children) == 16
+    client = stack.client()
+    for child in children:
+        assert child.info.status == "FINISHED", child.info.run_name
+        assert child.info.artifact_uri.startswith("mlflow-artifacts:"), child.info.artifact_uri
+        curve = client.get_metric_history(child.info.run_id, "train_cost")
+        assert sorted(m.step for m in curve) == list(range(1, CURVE + 1))
+    assert {a.path for a in client.list_artifacts(children[0].info.run_id)} >= {
+        "params.yaml", "model",
+    }  # fmt: skip
+    # The password is in no param, tag, artifact, log line or sweep file.
+    secret = stack.password
+    for run in [parent, *children[:2]]:
+        assert secret not in str(run.data.params) + str(run.data.tags)
+        local = Path(client.download_artifacts(run.info.run_id, "", str(stack.repo / "dl")))
+        assert not [p for p in text_files(local) if secret.encode() in p.read_bytes()]
+    assert secret not in result.stdout + result.stderr
+    leaked = [p for p in text_files(sweep_dir) if secret.encode() in p.read_bytes()]
+    assert not leaked, leaked
+
+
+def test_dvc_repro_logs_to_the_same_server(stack: Stack) -> None:
+    before = {r.info.run_id for r in runs_of(stack)}
+    run_in(stack.repo, [sys.executable, "-m", "dvc", "repro"], env=stack.env)
+    new = [r for r in runs_of(stack) if r.info.run_id not in before]
+    assert len(new) == 1 and new[0].info.status == "FINISHED"
+    assert new[0].info.artifact_uri.startswith("mlflow-artifacts:")
+    assert "test_accuracy" in new[0].data.metrics
+
+
+# ---- accounts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("password", ["wrong-password", None], ids=["wrong", "missing"])
+def test_a_wrong_or_missing_password_fails_before_training_with_one_line(
+    stack: Stack, password: str | None
+) -> None:
+    env = {"MLFLOW_TRACKING_PASSWORD": password or ""}
+    if password is None:
+        env["MLFLOW_TRACKING_USERNAME"] = ""
+    out = stack.repo / "outputs" / f"refused-{password}"
+    result = stack.app(f"hydra.run.dir={out}", check=False, **env)
+    output = result.stdout + result.stderr  # Hydra logs to stdout
+    assert result.returncode == 2, output
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, output
+    assert stack.uri in errors[0] and ("401" in errors[0] or "nauthori" in errors[0])
+    assert not (out / "models").exists()  # no training happened
+
+
+def test_a_user_cannot_write_to_another_users_experiment(stack: Stack) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    secrets_found = json.loads((stack.folder / "secrets.json").read_text())
+    create = urllib.request.Request(
+        f"{stack.uri}/api/2.0/mlflow/users/create",
+        data=json.dumps({"username": "mallory", "password": "mallory-pass-1"}).encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": _basic("admin", secrets_found["admin"]),
+        },
+    )
+    with contextlib.suppress(urllib.error.HTTPError):  # exists from an earlier attempt
+        urllib.request.urlopen(create, timeout=30).close()
+    experiment = experiment_id(stack)  # created by digits
+    os.environ.update(MLFLOW_TRACKING_USERNAME="mallory", MLFLOW_TRACKING_PASSWORD="mallory-pass-1")
+    try:
+        mallory = MlflowClient(tracking_uri=stack.uri)
+        assert mallory.get_experiment(experiment).name == "digits-nn"  # READ by default
+        with pytest.raises(MlflowException, match=r"PERMISSION_DENIED|403"):
+            mallory.create_run(experiment)
+    finally:
+        os.environ.update(
+            MLFLOW_TRACKING_USERNAME="digits", MLFLOW_TRACKING_PASSWORD=stack.password
+        )
+
+
+def test_credentials_in_the_tracking_uri_are_redacted_everywhere(stack: Stack) -> None:
+    """Issue 14 item 6 end to end: tracking.uri=http://digits:<password>@127.0.0.1:<port>."""
+    address = stack.uri.removeprefix("http://")
+    uri = f"http://digits:{stack.password}@{address}"
+    out = stack.repo / "outputs" / "uri-with-password"
+    result = stack.app(
+        "train.iterations=20", f"tracking.uri={uri}", f"hydra.run.dir={out}",
+        MLFLOW_TRACKING_URI="", MLFLOW_TRACKING_USERNAME="", MLFLOW_TRACKING_PASSWORD="",
+    )  # fmt: skip
+    assert stack.password not in result.stdout + result.stderr
+    run = max(runs_of(stack), key=lambda r: r.info.start_time)
+    assert run.data.params["tracking.uri"] == f"http://digits:***@{address}"
+    assert stack.password not in str(run.data.params) + str(run.data.tags)
+    logged = stack.client().download_artifacts(run.info.run_id, "params.yaml", str(out / "dl"))
+    assert stack.password not in Path(logged).read_text()
+
+
+def test_a_ray_sweep_against_the_stacks_head_logs_the_same_way(stack: Stack) -> None:
+    """hydra/launcher=ray with the head's address: the MLflow settings reach the Ray
+    workers in memory, and no file of the sweep holds the password."""
+    stack.command("up", "--ray")
+    env = parse_exports(stack.command("env").stdout)
+    sweep_dir = stack.repo / "multirun" / "ray"
+    result = stack.app(
+        "-m", "hydra/launcher=ray", f"hydra.launcher.ray.init.address={env['RAY_ADDRESS']}",
+        "seed=0,1", f"hydra.sweep.dir={sweep_dir}", **env,
+    )  # fmt: skip
+    parent = parent_of_sweep(stack, sweep_dir)
+    assert parent.info.status == "FINISHED"
+    children = runs_of(stack, parent.info.run_id)
+    assert sorted(c.info.status for c in children) == ["FINISHED", "FINISHED"]
+    client = stack.client()
+    for child in children:
+        assert child.info.artifact_uri.startswith("mlflow-artifacts:")
+        assert len(client.get_metric_history(child.info.run_id, "train_cost")) == CURVE
+    assert stack.password not in result.stdout + result.stderr
+    for folder in (sweep_dir, stack.folder / "ray"):  # Ray logs every runtime_env
+        assert not [p for p in text_files(folder) if stack.password.encode() in p.read_bytes()]
+    sockets = listening({stack.state()["ray"]["pid"]})
+    assert all(address == "127.0.0.1" for address, _, _ in sockets), sockets
+
+
+# ---- faults -----------------------------------------------------------------------------
+
+
+def test_postgres_restarted_under_the_server_loses_no_run(stack: Stack) -> None:
+    before = {r.info.run_id for r in runs_of(stack)}
+    layout = Layout(stack.folder)
+    state = stack.state()
+    restart_postgres(layout, state)
+    save_state(layout, state)
+    stack.app("train.iterations=20", f"hydra.run.dir={stack.repo / 'outputs' / 'after-pg'}")
+    after = {r.info.run_id: r for r in runs_of(stack)}
+    assert before < set(after)
+    (new,) = [after[i] for i in set(after) - before]
+    assert new.info.status == "FINISHED"
+
+
+def background_sweep(stack: Stack, name: str):
+    """A 2-job SLURM sweep running in the background; interrupted if the test fails."""
+    return slurm_sweep(stack, name, "seed=0,1", "train.iterations=10000")
+
+
+def wait_for_running_children(stack: Stack, sweep_dir: Path, count: int) -> tuple[Any, list]:
+    deadline = time.monotonic() + 300
+    parent, running = None, []
+    while time.monotonic() < deadline and len(running) < count:
+        time.sleep(2)
+        with contextlib.suppress(Exception):
+            parent = parent_of_sweep(stack, sweep_dir)
+            running = [r for r in runs_of(stack, parent.info.run_id) if r.info.status == "RUNNING"]
+    assert len(running) == count, "the jobs never started"
+    return parent, running
+
+
+def test_server_stopped_mid_sweep_fails_running_jobs_quickly_and_keeps_what_was_logged(
+    stack: Stack,
+) -> None:
+    with background_sweep(stack, "server-down") as (sweep, sweep_dir):
+        parent, running = wait_for_running_children(stack, sweep_dir, 2)
+        stopped = time.monotonic()
+        stop_pid(stack.state()["mlflow"]["pid"])
+        try:
+            stdout, stderr = sweep.communicate(timeout=240)
+        finally:
+            took = time.monotonic() - stopped
+            stack.command("up")  # the server back, whatever happens, for the other tests
+    print(f"the sweep ended {took:.1f} s after the server stopped")
+    assert sweep.returncode != 0
+    failures = [
+        line
+        for line in (stdout + stderr).splitlines()
+        if "job(s) failed" in line or "stopped answering" in line
+    ]
+    assert failures, stderr[-3000:]
+    assert stack.uri in "\n".join(failures)
+    assert stack.password not in stdout + stderr
+    # Each job fails within the retry budget of its next call to the server, after the
+    # training it was doing; the sweep as a whole ends within a minute or so.
+    assert took < 120
+    # The server came back with everything it held; the failed jobs run again.
+    held = {r.info.run_id for r in runs_of(stack, parent.info.run_id)}
+    assert {r.info.run_id for r in running} <= held
+    stack.app("-m", "hydra/launcher=submitit_slurm", "seed=0", f"hydra.sweep.dir={sweep_dir}-again")
+
+
+# ---- down, last -------------------------------------------------------------------------
+
+
+def test_down_stops_every_process_by_pid_and_leaves_no_port_open(stack: Stack) -> None:
+    pids = stack_pids(stack)
+    ports = [entry["port"] for entry in stack.state().values() if entry.get("port")]
+    stack.command("down")
+    assert not [name for name, pid in pids.items() if alive(pid)]
+    assert not [port for port in ports if port_open(port)]
+    assert "running" not in stack.command("status").stdout.replace("not running", "")
+    stack.command("up")  # and it comes back, for the fixture's own teardown to stop
+    assert set(stack_pids(stack)) == set(pids) - {"ray"}
+
+
+# ---- a job ended by the cluster ---------------------------------------------------------
+
+
+def slurm(stack: Stack, *args: str) -> str:
+    return run_in(stack.repo, list(args), env={"SLURM_CONF": stack.env["SLURM_CONF"]}).stdout
+
+
+@contextlib.contextmanager
+def slurm_sweep(
+    stack: Stack, name: str, *overrides: str
+) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """A SLURM sweep running in the background; interrupted, with its tasks cancelled,
+    if the test fails."""
+    sweep_dir = stack.repo / "multirun" / name
+    command = [
+        sys.executable, "pipelines/run.py", "-m", "hydra/launcher=submitit_slurm",
+        *overrides, f"hydra.sweep.dir={sweep_dir}",
+    ]  # fmt: skip
+    sweep = subprocess.Popen(
+        command, cwd=stack.repo, env=project_env(**stack.env), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_sigint,
+    )  # fmt: skip
+    try:
+        yield sweep, sweep_dir
+    finally:
+        if sweep.poll() is None:
+            sweep.send_signal(signal.SIGINT)
+            sweep.wait(timeout=60)
+        left = slurm(stack, "squeue", "-h", "-o", "%A").split()
+        if left:
+            slurm(stack, "scancel", *left)
+
+
+def sigkill_task(stack: Stack, task: str) -> None:
+    """SIGKILL the Python process of an array task (``<job>_<task>``) of this stack's
+    cluster (others on the machine number their jobs alike), as the OOM killer or a lost
+    node would end it: no handler runs. (``scancel --signal=KILL`` would not do: SLURM
+    turns it into a cancel, SIGTERM first.)"""
+    import psutil
+
+    job, _, index = task.partition("_")
+    wanted = {
+        "SLURM_CONF": stack.env["SLURM_CONF"],
+        "SLURM_ARRAY_JOB_ID": job,
+        "SLURM_ARRAY_TASK_ID": index,
+    }
+    victims = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "submitit.core._submit" not in command or "python" not in Path(command[0]).name:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if wanted.items() <= process.environ().items():
+                victims.append(process)
+    assert len(victims) == 1, victims
+    victims[0].kill()
+
+
+def wait_until_training(stack: Stack, sweep_dir: Path, count: int, within: float = 900) -> Any:
+    """The sweep's parent run once ``count`` of its children are RUNNING at once (jobs
+    start slowly on a loaded machine: the time is generous, not part of what is tested)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        with contextlib.suppress(Exception):
+            parent = parent_of_sweep(stack, sweep_dir)
+            children = runs_of(stack, parent.info.run_id)
+            if sum(r.info.status == "RUNNING" for r in children) >= count:
+                return parent
+    raise AssertionError(f"{count} jobs never trained at once within {within:.0f} s")
+
+
+def test_a_job_cancelled_by_slurm_ends_killed_and_the_sweep_names_it(stack: Stack) -> None:
+    """scancel (SIGTERM, then SIGKILL after KillWait): the job closes its own run as
+    KILLED. A job SIGKILLed outright cannot: the sweep closes it. Without accounting
+    (no sacct) neither hangs the sweep, and the third job still runs and finishes."""
+    overrides = ("seed=0,1,2", "train.iterations=10000")
+    with slurm_sweep(stack, "scancel", *overrides) as (sweep, sweep_dir):
+        parent = wait_until_training(stack, sweep_dir, 2)
+        running = sorted(slurm(stack, "squeue", "-h", "-r", "-t", "RUNNING", "-o", "%i").split())
+        assert len(running) == 2, running  # two CPUs: the third task waits
+        cancelled, killed = running
+        slurm(stack, "scancel", cancelled)
+        sigkill_task(stack, killed)
+        ended = time.monotonic()
+        stdout, stderr = sweep.communicate(timeout=600)
+    print(f"the sweep ended {time.monotonic() - ended:.1f} s after the scancel")
+    said = stdout + stderr
+    assert sweep.returncode != 0
+    failure = next((line for line in said.splitlines() if "2 job(s) failed" in line), "")
+    by_scancel = f"job {cancelled} ended without a result (SLURM state CANCELLED)"
+    assert by_scancel in failure, said[-3000:]
+    assert f"job {killed} ended without a result" in failure
+    summary = (sweep_dir / "sweep_summary.csv").read_text()
+    assert summary.count(",FAILED,") == 2 and summary.count(",FINISHED,") == 1, summary
+    assert "SLURM state CANCELLED" in summary
+    statuses = sorted(r.info.status for r in runs_of(stack, parent.info.run_id))
+    assert statuses == ["FINISHED", "KILLED", "KILLED"], statuses
+    assert "closed as KILLED" in said  # the SIGKILLed job's run, by the sweep
+
+
+def test_a_job_past_its_time_limit_ends_killed_and_the_sweep_names_it(stack: Stack) -> None:
+    """A one-minute limit on a job that needs far more: SLURM ends it at its limit
+    (SIGTERM, then SIGKILL) and its run is KILLED; the sweep names it TIMEOUT. (That the
+    other jobs of a sweep finish is in the scancel test: a job short enough to finish
+    within one minute is not, on a loaded machine.)"""
+    overrides = ("seed=0", "train.iterations=1000000", "hydra.launcher.timeout_min=1")
+    started = time.monotonic()
+    with slurm_sweep(stack, "time-limit", *overrides) as (sweep, sweep_dir):
+        stdout, stderr = sweep.communicate(timeout=600)
+    print(f"the sweep took {time.monotonic() - started:.1f} s")
+    said = stdout + stderr
+    assert sweep.returncode != 0
+    failure = next((line for line in said.splitlines() if "1 job(s) failed" in line), "")
+    assert "train.iterations=1000000" in failure and "SLURM state TIMEOUT" in failure, said[-3000:]
+    summary = (sweep_dir / "sweep_summary.csv").read_text()
+    assert summary.count(",FAILED,") == 1 and "SLURM state TIMEOUT" in summary, summary
+    parent = parent_of_sweep(stack, sweep_dir)
+    statuses = [r.info.status for r in runs_of(stack, parent.info.run_id)]
+    assert statuses == ["KILLED"], statuses

@@ -1,0 +1,45 @@
+"""conf/ and what is composed from it: params.yaml in sync, the schema's keys, presets."""
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from digits_nn import config
+from helpers import ROOT, compose_config, task_config
+
+
+@pytest.fixture(scope="module")
+def composed():
+    return OmegaConf.to_container(task_config(), resolve=True)
+
+
+def test_params_yaml_is_conf_composed_without_overrides(composed):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert composed == params, "params.yaml drifted from conf/; regenerate it (make params)"
+
+
+def test_params_yaml_passes_validation():
+    cfg = config.load(ROOT / "params.yaml")
+    assert config.to_dict(cfg) == config.to_dict(config.parse({}))
+
+
+def test_composed_conf_has_exactly_the_schema_keys(composed):
+    schema = config.to_dict(config.parse({}))
+    assert set(composed) == set(schema)
+    for section, value in schema.items():
+        if isinstance(value, dict):
+            assert set(composed[section]) == set(value), section
+
+
+# Review (issue 14), finding 11: the Optuna search runs two trials at a time.
+def test_optuna_preset_runs_its_trials_two_at_a_time() -> None:
+    cfg = compose_config("hparams_search=optuna")
+    assert cfg.hydra.sweeper.n_jobs == 2  # trials asked for per batch...
+    assert "joblib" in cfg.hydra.launcher._target_  # ...and a launcher that runs them
+    assert cfg.hydra.launcher.n_jobs == 2  # in parallel, two at a time
+
+
+def test_the_sweep_callback_is_the_sweeps_package_one() -> None:
+    target = compose_config().hydra.callbacks.sweep._target_
+    module, _, name = target.rpartition(".")
+    assert getattr(__import__(module, fromlist=[name]), name).__module__ == module

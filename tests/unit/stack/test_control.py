@@ -1,0 +1,33 @@
+"""The stack's commands, without starting anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+
+from digits_nn.stack.control import env_lines
+from digits_nn.stack.layout import Layout, StackError, load_secrets, save_state
+
+
+def test_env_refuses_when_the_server_is_not_running(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    load_secrets(layout)
+    save_state(layout, {"mlflow": {"port": 5123, "pid": None}})
+    with pytest.raises(StackError, match="not up"):
+        env_lines(layout)
+
+
+def test_env_lines_quote_values_for_a_shell(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    password = "p w'\"$x"
+    secrets = dict(load_secrets(layout), digits=password)
+    layout.secrets.write_text(json.dumps(secrets))
+    save_state(layout, {"mlflow": {"port": 5123, "pid": os.getpid()}})  # a live process
+    exported = dict(shlex.split(line)[1].split("=", 1) for line in env_lines(layout))
+    assert exported["MLFLOW_TRACKING_PASSWORD"] == password
+    assert exported["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5123"
+    assert exported["SLURM_CONF"] == str(layout.slurm_conf)

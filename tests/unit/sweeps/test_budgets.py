@@ -1,0 +1,72 @@
+"""Shared budgets: a smaller budget is the prefix of the longer training, bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from digits_nn.config import parse
+from digits_nn.core.training import Watch
+from digits_nn.pipeline.fit import accuracy_on_test, fit
+from digits_nn.pipeline.prepared import prepare
+from digits_nn.sweeps import budgets
+from helpers import assert_same_parameters
+
+SHARED_CONFIGS = {
+    "classic kernel": {},
+    "momentum, mini-batches": {"optimizer": "momentum", "batch_size": 64, "nesterov": True},
+    "softmax, L2, validation rows": {"l2": 0.5, "validation_size": 0.2},
+}
+
+
+@pytest.mark.parametrize("options", SHARED_CONFIGS.values(), ids=SHARED_CONFIGS.keys())
+def test_a_shared_budget_is_bit_identical_to_training_that_budget_alone(options: dict) -> None:
+    model = {"output": "softmax", "activation": "relu", "init": "he"} if "l2" in options else {}
+    raw = {"train": {"iterations": 40, "alpha": 0.3, **options}, "model": model}
+    raw["tracking"] = {"accuracy_every": 7}
+    cfg = parse(raw)
+    data = prepare(cfg)
+    shared = budgets.train_to_largest(cfg, data, [40, 25, 13], track=True)
+    for budget in (13, 25, 40):
+        alone_cfg = dataclasses.replace(
+            cfg, train=dataclasses.replace(cfg.train, iterations=budget)
+        )
+        curve: dict[int, float] = {}
+
+        def record(i, net, curve=curve):
+            curve[i] = accuracy_on_test(net, data.split)
+
+        alone = fit(alone_cfg, data, Watch(cfg.tracking.accuracy_every, record))
+        got = shared.result(budget)
+        assert_same_parameters(alone.network, got.network)
+        assert np.array_equal(alone.cost_curve, got.cost_curve)
+        assert np.array_equal(alone.classic_cost_curve, got.classic_cost_curve)
+        if alone.validation_cost_curve is None:
+            assert got.validation_cost_curve is None
+        else:
+            assert np.array_equal(alone.validation_cost_curve, got.validation_cost_curve)
+        assert alone.validation_accuracy == got.validation_accuracy
+        assert alone.best_iteration == got.best_iteration
+        assert shared.accuracy_curve(budget) == curve
+
+
+def test_early_stopping_budgets_are_not_shared() -> None:
+    cfg = parse({"train": {"validation_size": 0.2, "patience": 5, "optimizer": "sgd"}})
+    assert not budgets.can_share(cfg)
+    assert budgets.can_share(parse({"tracking": {"accuracy_every": 7}}))
+
+
+def test_a_diverging_shared_training_fails_only_the_budgets_that_diverge() -> None:
+    cfg = parse(
+        {
+            "train": {"iterations": 6, "alpha": 1e300, "dtype": "float32"},
+            "tracking": {"accuracy_every": 0},
+        }
+    )
+    with np.errstate(all="ignore"):
+        shared = budgets.train_to_largest(cfg, prepare(cfg), [6, 1], track=False)
+    assert len(shared.result(1).cost_curve) == 1
+    with pytest.raises(Exception, match="diverged"):
+        shared.result(6)

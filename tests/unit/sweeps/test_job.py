@@ -1,0 +1,46 @@
+"""The job side of a sweep: what a job returns to the sweeper."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from digits_nn.sweeps import job
+from digits_nn.sweeps.protocol import Objective
+from helpers import hydra_job
+
+
+# Issue 15, mutation 9: choosing on the test rows would leak them into the choice.
+@pytest.mark.parametrize(
+    ("first", "value"),
+    [
+        ({"status": "FINISHED", "test_accuracy": 0.99, "validation_accuracy": 0.80}, 0.80),
+        ({"status": "FINISHED", "test_accuracy": 0.99, "validation_accuracy": None}, 0.99),
+        ({"status": "FAILED", "error": "diverged"}, math.nan),
+    ],
+    ids=["validated", "test-only", "failed"],
+)
+def test_a_sweeps_objective_is_validation_accuracy_when_there_are_validation_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: dict, value: float
+) -> None:
+    """What a sweeper maximises: the validation accuracy when there are validation rows,
+    else the test accuracy; NaN for a failed job (Optuna records a failed trial)."""
+    records = [{"key": "seed=1", **first}, {"key": "seed=1,train.iterations=5"}]
+    monkeypatch.setattr(job, "run_with_budgets", lambda one, smaller: records)
+    with hydra_job(tmp_path, "seed=1", multirun=True) as cfg:
+        objective = job.run(cfg)
+    assert isinstance(objective, Objective) and objective.records == records
+    assert float(objective) == value or (math.isnan(value) and math.isnan(objective))
+
+
+def test_the_budgets_a_job_shares_come_from_its_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from digits_nn.sweeps.protocol import BUDGETS_ENV
+
+    monkeypatch.delenv(BUDGETS_ENV, raising=False)
+    assert job.shared_budgets() == []
+    monkeypatch.setenv(BUDGETS_ENV, "1000,500")
+    assert job.shared_budgets() == [1000, 500]

@@ -1,0 +1,71 @@
+"""The launching side's records: one per configuration, trusted only whole, and the
+summary's list of exactly this sweep's configurations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus
+
+from digits_nn.sweeps import records
+from digits_nn.sweeps.protocol import RECORD_FILE, Objective, job_key
+from helpers import SWEEP_GRID as GRID
+
+
+def job_return(value=None, error: Exception | None = None) -> JobReturn:
+    status = JobStatus.FAILED if error else JobStatus.COMPLETED
+    return JobReturn(status=status, _return_value=error if error else value)
+
+
+def test_a_job_that_raised_or_sent_nothing_gets_a_failed_record() -> None:
+    expected = [GRID[2], GRID[1]]
+    (first, second) = records.records_of(job_return(error=ValueError("boom")), expected)
+    assert first["status"] == second["status"] == "FAILED"
+    assert first["error"] == "ValueError: boom"
+    assert first["key"] == job_key(GRID[2]) and first["overrides"] == GRID[2]
+    sent = Objective.of(0.9, [{"key": job_key(GRID[2]), "status": "FINISHED"}])
+    (kept, missing) = records.records_of(job_return(sent), expected)
+    assert kept["status"] == "FINISHED"
+    assert missing["status"] == "FAILED" and "no record" in missing["error"]
+
+
+def test_a_half_written_or_foreign_record_is_not_trusted(tmp_path: Path) -> None:
+    record = {"key": "a=1", "overrides": ["a=1"], "status": "FINISHED"}
+    records.write_record(tmp_path, record)
+    assert records.read_record(tmp_path, "a=1") == record
+    text = (tmp_path / "a=1" / RECORD_FILE).read_text()
+    (tmp_path / "a=1" / RECORD_FILE).write_text(text[: len(text) // 2])
+    assert records.read_record(tmp_path, "a=1") is None
+    records.write_record(tmp_path, {**record, "key": "b=2"})
+    (tmp_path / "b=2").rename(tmp_path / "c=3")
+    assert records.read_record(tmp_path, "c=3") is None  # another configuration's
+
+
+# Review (issue 14), finding 4: three sweeps into one folder; the last one ran a single job.
+def test_the_summary_describes_exactly_this_sweeps_jobs(tmp_path: Path) -> None:
+    for key in ("a=1", "a=2", "b=1"):
+        records.write_record(tmp_path, {"key": key, "overrides": [key], "status": "FINISHED"})
+    records.write_jobs(tmp_path, ["b=1"])
+    assert [r["key"] for r in records.sweep_records(tmp_path)] == ["b=1"]
+    records.write_jobs(tmp_path, ["b=1", "b=2"])  # b=2 never came back
+    rows = records.sweep_records(tmp_path)
+    assert [(r["key"], r["status"]) for r in rows] == [("b=1", "FINISHED"), ("b=2", "FAILED")]
+
+
+def test_a_search_keeps_every_trials_record_under_its_number(tmp_path: Path) -> None:
+    """Optuna's launches go through RecordingLauncher: each trial's record is written
+    under its job number (a search may try the same configuration twice)."""
+
+    class Launcher:
+        def launch(self, job_overrides, initial_job_idx):
+            return [
+                job_return(Objective.of(0.5, [{"key": job_key(o), "status": "FINISHED"}]))
+                for o in job_overrides
+            ]
+
+    launcher = records.RecordingLauncher(Launcher(), tmp_path)
+    assert records.read_jobs(tmp_path) == []
+    launcher.launch([["seed=1"], ["seed=1"]], initial_job_idx=0)
+    launcher.launch([["seed=2"]], initial_job_idx=2)
+    assert records.read_jobs(tmp_path) == ["0", "1", "2"]
+    assert [r["status"] for r in records.sweep_records(tmp_path)] == ["FINISHED"] * 3

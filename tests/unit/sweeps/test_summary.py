@@ -1,0 +1,91 @@
+"""A sweep's summary: the ranking and what it is by, a column for every swept key, and
+the parent run's metrics, from the jobs' own records."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import yaml
+
+from digits_nn.sweeps import summary
+from helpers import sweep_record as record
+
+
+def test_with_validation_rows_the_summary_ranks_by_validation_accuracy() -> None:
+    rows, metric = summary.rank(
+        [record("0.1", 0.99, 0.80), record("0.2", None), record("0.3", 0.90, 0.95)]
+    )
+    assert metric == "validation_accuracy"
+    assert [r["job"] for r in rows] == ["0.3", "0.1", "0.2"]  # not by test accuracy
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    table = summary.to_markdown(rows, "Sweep", metric, [])
+    assert "ranked by validation accuracy" in table and "0.9900" in table  # test stays
+
+
+def test_without_validation_rows_the_summary_says_it_is_for_exploration() -> None:
+    rows, metric = summary.rank([record("0.1", 0.80), record("0.2", None), record("0.3", 0.90)])
+    assert metric == "test_accuracy"
+    assert [r["job"] for r in rows] == ["0.3", "0.1", "0.2"]
+    markdown = summary.to_markdown(rows, "S", metric, [])
+    assert "for exploration, not for choosing a model" in markdown
+
+
+# Issue 15, mutations 10 and 11: the failures counted, the best test accuracy a max.
+def test_the_parent_runs_metrics_are_computed_from_the_jobs_own_records() -> None:
+    records = [record("0.1", 0.80), record("0.2", None), record("0.3", 0.95), record("0.4", None)]
+    records.append(record("0.5", 0.70))
+    rows, metric = summary.rank(records)
+    finished = [r for r in records if r["status"] == "FINISHED"]
+    assert summary.parent_metrics(rows, metric) == {
+        "jobs": 5,
+        "failed_jobs": sum(r["status"] != "FINISHED" for r in records),
+        "best_test_accuracy": max(r["test_accuracy"] for r in finished),
+    }
+    validated, metric = summary.rank([record("0.1", 0.99, 0.80), record("0.3", 0.90, 0.95)])
+    values = summary.parent_metrics(validated, metric)
+    assert values["best_validation_accuracy"] == 0.95 and values["test_accuracy_of_best"] == 0.90
+
+
+# Review (issue 14), finding 5: hidden_sizes=[5] and [60] both showed model.hidden_size 30.
+def test_the_summary_has_a_column_for_every_swept_key() -> None:
+    rows = [
+        record("0.1", 0.56, overrides=["model.hidden_sizes=[5]", "model.activation=relu"]),
+        record("0.1", 0.36, overrides=["model.hidden_sizes=[60]", "model.activation=relu"]),
+    ]
+    ranked, _ = summary.rank(rows)
+    assert summary.swept_keys(ranked) == ["model.hidden_sizes"]
+    table = list(csv.DictReader(io.StringIO(summary.to_csv(ranked))))
+    assert [row["model.hidden_sizes"] for row in table] == ["[5]", "[60]"]
+    assert "| [5] |" in summary.to_markdown(ranked, "S", "test_accuracy", [])
+
+
+def test_the_summary_names_the_panels_it_cannot_draw(tmp_path: Path) -> None:
+    rows, metric = summary.rank(
+        [record("0.1", 0.5, overrides=[f"train.l2={i}", "train.alpha=0.1"]) for i in range(17)]
+    )
+    written = summary.write_summary(tmp_path, rows, "sweep x", metric)
+    assert tmp_path / "sweep_heatmap.png" not in written
+    assert (
+        "No heatmap: one panel per value of train.l2" in (tmp_path / "sweep_summary.md").read_text()
+    )
+
+
+def test_a_validated_sweeps_best_job_is_a_ready_to_run_preset(tmp_path: Path) -> None:
+    rows, metric = summary.rank([record("0.1", 0.99, 0.80), record("0.3", 0.90, 0.95)])
+    written = summary.write_summary(tmp_path, rows, "sweep grid", metric)
+    assert tmp_path / "best_experiment.yaml" in written
+    preset = (tmp_path / "best_experiment.yaml").read_text()
+    assert preset.startswith("# @package _global_\n# Best job of sweep grid: validation")
+    assert yaml.safe_load(preset) == {"train": {"alpha": 0.3}, "model": {"hidden_size": 10}}
+
+
+def test_the_failure_line_names_each_failed_job_and_its_error() -> None:
+    failed = [
+        {"overrides": ["seed=1", "train.alpha=9"], "error": "diverged"},
+        {"overrides": ["seed=2"], "error": "killed"},
+    ]
+    assert summary.failure_line(failed) == (
+        "2 job(s) failed: job seed=1 train.alpha=9: diverged; job seed=2: killed"
+    )
