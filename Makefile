@@ -50,8 +50,8 @@ debian-packages:  ## install the Debian packages the tests need (DEBIAN_PACKAGES
 	$$sudo apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
 
-# The fast tests share no costly fixture, so they go out one test at a time: 45 s on two
-# cores against 51 s a module at a time and 56 s in one process (2026-11-30).
+# The fast tests share no costly fixture, so they go out one test at a time, which
+# balances the processes better than a module at a time.
 test-fast: $(VENV)/.test-installed  ## the tests without the slow end-to-end ones
 	$(VENV)/bin/python -m pytest -n auto --maxprocesses=4 --dist load -m 'not slow'
 
@@ -63,8 +63,8 @@ ui:  ## the MLflow dashboard over ./mlflow.db on http://127.0.0.1:5000 (PORT=...
 	@echo "view, pick 'Model training' at the top left (the browser remembers it)."
 	$(PYTHON) -m mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(PORT)
 
-bench:  ## the benchmarks (benchmarks/run.py)
-	$(PYTHON) benchmarks/run.py
+bench:  ## the benchmarks (benchmarks/bench.py)
+	$(PYTHON) benchmarks/bench.py
 
 params:  ## regenerate params.yaml from conf/
 	$(PYTHON) -m digits_nn.compose
@@ -76,7 +76,7 @@ vega-page:  ## vendor/vega/dvc-plots.html: the plots template with the vega scri
 	$(PYTHON) vendor/vega/inline.py
 
 screenshots:  ## regenerate docs/img/mlflow-run.png, mlflow-runs.png and dvc-plots.png
-	DIGITS_NN_SCREENSHOTS=$(CURDIR)/docs/img $(PYTHON) -m pytest tests/test_browser.py
+	DIGITS_NN_SCREENSHOTS=$(CURDIR)/docs/img $(PYTHON) -m pytest tests/e2e/test_browser.py
 
 pictures:  ## regenerate the README's pictures in docs/img/ (dvc repro, then the grid sweep)
 	$(PYTHON) -m dvc repro
@@ -85,7 +85,7 @@ pictures:  ## regenerate the README's pictures in docs/img/ (dvc repro, then the
 	cp multirun/grid/sweep_heatmap.png docs/img/sweep-heatmap.png
 
 .PHONY: mutate
-mutate: $(VENV)/.mutate-installed  ## mutation testing against the fast suite (25 min on two cores): docs/mutation.md
+mutate: $(VENV)/.mutate-installed  ## mutation testing against the fast suite (long): docs/mutation.md
 	$(VENV)/bin/python benchmarks/mutation_report.py --run
 
 # .venv with the test tools and mutmut, reinstalled when pyproject.toml changes.

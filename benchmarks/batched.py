@@ -5,7 +5,7 @@ seed, so the same initial network) beats training them one after another, on the
 classic kernel (64-30-10, all 1078 training rows, one BLAS thread), and whether each
 result stays bit-identical to its standalone training.
 
-The batched loop is :class:`digits_nn.network.Workspace` with a leading configuration
+The batched loop is :class:`digits_nn.core.kernel.Workspace` with a leading configuration
 axis: every array gains an axis of length K, a product becomes a stacked product (numpy
 calls the same BLAS routine on each configuration's matrices), and the elementwise
 steps and reductions run over all K at once. The batch itself is shared.
@@ -28,9 +28,11 @@ from kernel import Sizes, digits
 from threadpoolctl import threadpool_limits
 from timing import measure_alternating, ms, table
 
-from digits_nn import network
-from digits_nn.network import classic_cost_of, half_squared_error_of, sigmoid_in_place
-from digits_nn.train import gradient_descent
+from digits_nn.core.activations import sigmoid, sigmoid_derivative
+from digits_nn.core.kernel import Workspace, gradient_descent
+from digits_nn.core.losses import classic_cost_of, half_squared_error_of
+from digits_nn.core.network import Network, initialise
+from digits_nn.core.training import TrainOptions
 
 ALPHAS = (0.05, 0.25, 1.0, 2.5)  # the grid's alphas
 LAYERS = [64, 30, 10]
@@ -39,12 +41,12 @@ SEED = 0
 
 class BatchedWorkspace:
     """K copies of one network's parameters and buffers, one per alpha, one sample per
-    column as in :class:`~digits_nn.network.Workspace`; ``params[l]`` is
+    column as in :class:`~digits_nn.core.kernel.Workspace`; ``params[l]`` is
     ``(K, n[l+1], n[l] + 1)``, ``activations[l]`` is ``(K, n[l] + 1, m)`` except the
     shared batch ``activations[0]``."""
 
-    def __init__(self, net: network.Network, X: np.ndarray, Y: np.ndarray, alphas) -> None:
-        single = network.Workspace(net, X, Y)
+    def __init__(self, net: Network, X: np.ndarray, Y: np.ndarray, alphas) -> None:
+        single = Workspace(net, X, Y)
         k, m = len(alphas), X.shape[0]
         self.scales = (np.asarray(alphas, dtype=X.dtype) / m)[:, None, None]
         self.params = [np.repeat(p[None], k, axis=0) for p in single.params]
@@ -68,7 +70,7 @@ class BatchedWorkspace:
         for params, h_in, h_out in zip(self.params, self.activations, self.activations[1:]):
             z = h_out[:, :-1]
             np.matmul(params, h_in, out=z)
-            sigmoid_in_place(z)
+            sigmoid(z, out=z)
 
     def output_error_norms(self) -> np.ndarray:
         np.subtract(self.output, self.targets, out=self.error)
@@ -78,7 +80,7 @@ class BatchedWorkspace:
     def descend(self) -> None:
         last = len(self.params) - 1
         delta = self.deltas[last]
-        np.multiply(self.error, network.sigmoid_prime(self.output, self.fprimes[last]), out=delta)
+        np.multiply(self.error, sigmoid_derivative(self.output, self.fprimes[last]), out=delta)
         delta *= self.scales
         for layer in range(last, -1, -1):
             h_in = self.activations[layer]
@@ -87,14 +89,14 @@ class BatchedWorkspace:
             if layer > 0:
                 below = self.deltas[layer - 1]
                 np.matmul(self.params[layer][:, :, :-1].swapaxes(1, 2), delta, out=below)
-                below *= network.sigmoid_prime(h_in[:, :-1], self.fprimes[layer - 1])
+                below *= sigmoid_derivative(h_in[:, :-1], self.fprimes[layer - 1])
                 delta = below
             self.params[layer] -= self.steps[layer]
 
 
 def train_batched(X: np.ndarray, Y: np.ndarray, alphas, iterations: int):
     """The K trained parameter stacks and the K cost curves (both figures)."""
-    workspace = BatchedWorkspace(network.init_uniform(LAYERS, SEED), X, Y, alphas)
+    workspace = BatchedWorkspace(initialise(LAYERS, "uniform", SEED), X, Y, alphas)
     cost = np.empty((len(alphas), iterations))
     classic = np.empty_like(cost)
     with np.errstate(over="ignore"):
@@ -112,7 +114,12 @@ def train_batched(X: np.ndarray, Y: np.ndarray, alphas, iterations: int):
 
 def train_apart(X: np.ndarray, Y: np.ndarray, alphas, iterations: int):
     results = [
-        gradient_descent(network.init_uniform(LAYERS, SEED), X, Y, alpha, iterations)
+        gradient_descent(
+            initialise(LAYERS, "uniform", SEED),
+            X,
+            Y,
+            TrainOptions(alpha=alpha, iterations=iterations),
+        )
         for alpha in alphas
     ]
     params = [

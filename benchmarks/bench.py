@@ -1,8 +1,8 @@
 """The benchmark suite: every figure of issue 5 in one run, written to docs/benchmarks.md.
 
-    python benchmarks/run.py            # the full suite, about 9 minutes on 2 cores
-    python benchmarks/run.py --quick    # tiny sizes, one or two repeats: a smoke test
-    python benchmarks/run.py --only h,i # rerun sections h and i alone, in place in --out
+    python benchmarks/bench.py            # the full suite
+    python benchmarks/bench.py --quick    # tiny sizes, one or two repeats: a smoke test
+    python benchmarks/bench.py --only h,i # rerun sections h and i alone, in place in --out
 
 BLAS runs on one thread throughout (threadpoolctl), except inside the joblib sweep,
 whose workers the project itself pins to one thread each. Nothing else should run on
@@ -12,6 +12,7 @@ the machine meanwhile.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -30,58 +31,29 @@ from timing import blas_description, machine, table  # noqa: E402
 
 def targets_table(found: dict) -> str:
     peers, dtype = found["peers"]["ratios"], found["dtype"]
+    f64, f32 = peers["float64"], peers["float32"]
+    # (ratio, measured, target): the target is "<= bound" or ">= bound".
     rows = [
-        (
-            "one iteration / its kernel products",
-            peers["float64"]["overhead (kernel products)"],
-            "<= 1.3",
-            "le",
-            1.3,
-        ),
-        (
-            "one iteration / the naive five products",
-            peers["float64"]["overhead (naive products)"],
-            "<= 1.3",
-            "le",
-            1.3,
-        ),
-        ("sklearn / ours, float64", peers["float64"]["vs sklearn"], ">= 3", "ge", 3.0),
-        (
-            "sklearn / ours, float32 (both float32)",
-            peers["float32"]["vs sklearn"],
-            ">= 3",
-            "ge",
-            3.0,
-        ),
-        ("per-sample / ours", peers["float64"]["vs per-sample"], ">= 100", "ge", 100.0),
-        (
-            "per-sample (vector) / ours",
-            peers["float64"]["vs per-sample (vector)"],
-            ">= 100",
-            "ge",
-            100.0,
-        ),
-        ("float64 / float32 time", dtype["float32 speedup"], ">= 1.5", "ge", 1.5),
+        ("one iteration / its kernel products", f64["overhead (kernel products)"], "<= 1.3"),
+        ("one iteration / the naive five products", f64["overhead (naive products)"], "<= 1.3"),
+        ("sklearn / ours, float64", f64["vs sklearn"], ">= 3"),
+        ("sklearn / ours, float32 (both float32)", f32["vs sklearn"], ">= 3"),
+        ("per-sample / ours", f64["vs per-sample"], ">= 100"),
+        ("per-sample (vector) / ours", f64["vs per-sample (vector)"], ">= 100"),
+        ("float64 / float32 time", dtype["float32 speedup"], ">= 1.5"),
     ]
     if "pipeline" in found:
-        rows.append(
-            ("dvc repro --force / run.py", found["pipeline"]["repro / run.py"], "<= 2", "le", 2.0)
-        )
+        rows.append(("dvc repro --force / run.py", found["pipeline"]["repro / run.py"], "<= 2"))
     if "mlflow" in found:
-        rows.append(
-            ("MLflow logging / run", found["mlflow"]["logging share"], "<= 0.15", "le", 0.15)
-        )
+        rows.append(("MLflow logging / run", found["mlflow"]["logging share"], "<= 0.15"))
     if "sweep" in found:
-        rows.append(
-            ("basic / joblib(2) sweep time", found["sweep"]["joblib speedup"], ">= 1.7", "ge", 1.7)
-        )
+        rows.append(("basic / joblib(2) sweep time", found["sweep"]["joblib speedup"], ">= 1.7"))
     if "grid" in found:
-        rows.append(
-            ("sweep=grid unshared / shared", found["grid"]["share speedup"], ">= 1.6", "ge", 1.6)
-        )
+        rows.append(("sweep=grid unshared / shared", found["grid"]["share speedup"], ">= 1.6"))
     cells = []
-    for name, value, target, sense, bound in rows:
-        met = value <= bound if sense == "le" else value >= bound
+    for name, value, target in rows:
+        sense, bound = target.split()
+        met = value <= float(bound) if sense == "<=" else value >= float(bound)
         cells.append([name, f"{value:.2f}", target, "met" if met else "**not met**"])
     cells.append(
         [
@@ -94,19 +66,30 @@ def targets_table(found: dict) -> str:
     return table(["ratio", "measured", "target", ""], cells)
 
 
-# Sections that can be rerun alone (--only) and spliced into the existing document.
+def sizes(quick: bool) -> kernel.Sizes:
+    return kernel.Sizes.quick() if quick else kernel.Sizes.full()
+
+
+# Sections that can be rerun alone (--only) and spliced into the existing document. Section
+# a comes with b, which divides a's timings by the products' own.
 ALONE = {
-    "h": lambda quick: batched.section_batched(
-        kernel.Sizes.quick() if quick else kernel.Sizes.full()
-    ),
+    "a": lambda quick: kernel.section_peers(sizes(quick)),
+    "h": lambda quick: batched.section_batched(sizes(quick)),
     "i": lambda quick: recording.section_recording(
         recording.BEFORE_REVISION, *((300, 1, 1) if quick else (10_000, 2, 3))
     ),
 }
 
 
-def splice(document: str, section: str) -> str:
-    """``document`` with the section of the same letter ("### h.") replaced, or appended."""
+def splice(document: str, text: str) -> str:
+    """``document`` with each section of ``text`` replacing the section of the same letter
+    ("### h."), or appended."""
+    for section in re.split(r"\n(?=### )", text.strip("\n")):
+        document = _splice_one(document, section)
+    return document
+
+
+def _splice_one(document: str, section: str) -> str:
     heading = section.split(" ", 2)[1]
     start = document.find(f"\n### {heading} ")
     if start < 0:
@@ -130,11 +113,10 @@ def run_alone(letters: list[str], quick: bool, out: Path) -> None:
 
 
 def run_scale_out(args: argparse.Namespace) -> None:
-    """The scale-out sections alone (about 15 minutes), written into the existing document."""
+    """The scale-out sections alone, written into the existing document."""
     import scale_out
 
-    sizes = kernel.Sizes.quick() if args.quick else kernel.Sizes.full()
-    clone = pipeline_bench.Clone(iterations=sizes.accuracy_iterations)
+    clone = pipeline_bench.Clone(iterations=sizes(args.quick).accuracy_iterations)
     try:
         text, _ = scale_out.section(clone, args.quick)
     finally:
@@ -152,9 +134,8 @@ GRID_SECTIONS = {
 
 
 def run_grid_alone(out: Path, letter: str) -> None:
-    """Section s (the grid on, off and before issue 12, about 25 minutes), t (the 8-job
-    sweep before issue 12 and now, about 5 minutes) or u (the grid's launch order, about
-    25 minutes) alone, spliced into ``out``."""
+    """Section s (the grid on, off and before issue 12), t (the 8-job sweep before issue
+    12 and now) or u (the grid's launch order) alone, spliced into ``out``."""
     clone = pipeline_bench.Clone(iterations=3000)
     try:
         with threadpool_limits(limits=1, user_api="blas"):
@@ -173,7 +154,8 @@ def main() -> None:
     parser.add_argument("--skip-pipeline", action="store_true", help="sections a-d, h only")
     parser.add_argument(
         "--only",
-        help=f"comma-separated letters among {', '.join(ALONE)}; or s (the grid), or t"
+        help=f"comma-separated letters among {', '.join(ALONE)} (a brings b along; the"
+        " targets table keeps its figures); or s (the grid), or t"
         " (the 8-job sweep, before issue 12 and now); or u (the grid's launch order); or"
         " scale-out (which needs the extras slurm, ray, server and root for the local"
         " stack), run alone and replaced in --out",
@@ -191,26 +173,26 @@ def main() -> None:
             parser.error(f"--only: no section {', '.join(unknown)}; allowed: {', '.join(ALONE)}")
         run_alone(letters, args.quick, args.out)
         return
-    sizes = kernel.Sizes.quick() if args.quick else kernel.Sizes.full()
+    chosen = sizes(args.quick)
     img_dir = args.out.parent / "img"
     started = time.perf_counter()
     sections, found = [], {}
     with threadpool_limits(limits=1, user_api="blas"):
         threads = sorted({p["num_threads"] for p in blas_description()})
         print("a, b: peers and products", flush=True)
-        text, found["peers"] = kernel.section_peers(sizes)
+        text, found["peers"] = kernel.section_peers(chosen)
         sections.append(text)
         print("c: scaling", flush=True)
-        text, found["scaling"] = kernel.section_scaling(sizes, img_dir)
+        text, found["scaling"] = kernel.section_scaling(chosen, img_dir)
         sections.append(text)
         print("d: dtype", flush=True)
-        text, found["dtype"] = kernel.section_dtype(sizes, found["peers"])
+        text, found["dtype"] = kernel.section_dtype(chosen, found["peers"])
         sections.append(text)
     if not args.skip_pipeline:
         clone = pipeline_bench.Clone(
-            iterations=sizes.accuracy_iterations, warmup=0 if args.quick else 1
+            iterations=chosen.accuracy_iterations, warmup=0 if args.quick else 1
         )
-        repeats = max(sizes.repeats - 2, 1) if args.quick else 5
+        repeats = max(chosen.repeats - 2, 1) if args.quick else 5
         try:
             print("e: dvc repro against run.py", flush=True)
             text, found["pipeline"] = pipeline_bench.section_pipeline(clone, repeats)
@@ -236,12 +218,12 @@ def main() -> None:
             clone.remove()
     with threadpool_limits(limits=1, user_api="blas"):
         print("h: batched", flush=True)
-        text, found["batched"] = batched.section_batched(sizes)
+        text, found["batched"] = batched.section_batched(chosen)
         sections.append(text)
         if not args.skip_pipeline:
             print("i: recording", flush=True)
             sections.append(ALONE["i"](args.quick)[0])
-    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/bench.py" + (" --quick" if args.quick else "")
     info = machine()
     header = [
         "# Benchmarks\n",

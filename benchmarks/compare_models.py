@@ -20,8 +20,10 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from threadpoolctl import threadpool_limits
 
-from digits_nn import config, pipeline
-from digits_nn.evaluate import evaluate
+from digits_nn import config
+from digits_nn.pipeline.evaluation import evaluate
+from digits_nn.pipeline.fit import fit
+from digits_nn.pipeline.prepared import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,16 +37,15 @@ def preset(name: str, seed: int) -> config.Config:
 def ours(name: str) -> Callable[[int], float]:
     def accuracy(seed: int) -> float:
         cfg = preset(name, seed)
-        _, split, onehot = pipeline.prepare_data(cfg)
-        result = pipeline.fit(cfg, split, onehot, progress=False)
-        return evaluate(result.network, split).test_accuracy
+        data = prepare(cfg)
+        return evaluate(fit(cfg, data).network, data.split).test_accuracy
 
     return accuracy
 
 
 def sklearn_model(make: Callable[[int], object]) -> Callable[[int], float]:
     def accuracy(seed: int) -> float:
-        _, split, _ = pipeline.prepare_data(config.parse({"seed": seed}))
+        split = prepare(config.parse({"seed": seed})).split
         return float(make(seed).fit(split.X_train, split.y_train).score(split.X_test, split.y_test))
 
     return accuracy

@@ -8,7 +8,8 @@ survives, and 2 if one no longer applies (its line changed: update it here).
 
     python benchmarks/hand_mutations.py                 # all, each stopping at its first failure
     python benchmarks/hand_mutations.py 5 12 scaling    # only these
-    python benchmarks/hand_mutations.py 4 -- tests/test_training_options.py   # chosen tests
+    python benchmarks/hand_mutations.py --check         # only that each still applies
+    python benchmarks/hand_mutations.py 4 -- tests/unit/core/test_optimizers.py   # chosen tests
 
 The last three are behaviours the issue found guarded only by slow tests.
 """
@@ -42,28 +43,28 @@ MUTATIONS = [
     Mutation(
         "1",
         "the classic kernel is taken when train.l2 > 0",
-        "src/digits_nn/config.py",
+        "src/digits_nn/core/training.py",
         "            and self.l2 == 0.0\n",
         "",
     ),
     Mutation(
         "2",
         "the classic kernel is taken with train.schedule=inverse_time",
-        "src/digits_nn/config.py",
+        "src/digits_nn/core/training.py",
         '            and self.schedule == "constant"\n',
         "",
     ),
     Mutation(
         "3",
         "the general path ignores the inverse-time schedule",
-        "src/digits_nn/modern.py",
-        "rate = alpha / (1.0 + options.decay * t) if decayed else alpha",
-        "rate = alpha",
+        "src/digits_nn/core/trainer.py",
+        "rate = options.rate(t)",
+        "rate = options.alpha",
     ),
     Mutation(
         "4",
         "the sign of Nesterov's look-ahead term is flipped",
-        "src/digits_nn/modern.py",
+        "src/digits_nn/core/optimizers.py",
         "P += (1.0 + mu) * V - mu * previous",
         "P += (1.0 + mu) * V + mu * previous",
     ),
@@ -85,49 +86,49 @@ MUTATIONS = [
     Mutation(
         "6",
         "an atomically written file keeps mkstemp's 0600 mode",
-        "src/digits_nn/artifacts.py",
+        "src/digits_nn/data/files.py",
         "    os.chmod(tmp, 0o666 & ~_UMASK)\n",
         "",
     ),
     Mutation(
         "7",
         "pipelines/run.py splits the data with seed 0 whatever seed says",
-        "src/digits_nn/pipeline.py",
+        "src/digits_nn/pipeline/prepared.py",
         "cfg.data.test_size, cfg.seed)",
         "cfg.data.test_size, 0)",
     ),
     Mutation(
         "8",
         "the validation rows are not stratified",
-        "src/digits_nn/pipeline.py",
+        "src/digits_nn/data/steps.py",
         "random_state=seed, stratify=labels",
         "random_state=seed",
     ),
     Mutation(
         "9",
         "a sweep's objective is the test accuracy even with validation rows",
-        "src/digits_nn/runner.py",
-        "    if validation_accuracy is not None:\n        return validation_accuracy\n",
-        "",
+        "src/digits_nn/sweeps/job.py",
+        'value = first.get("validation_accuracy")',
+        "value = None",
     ),
     Mutation(
         "10",
         "the parent run's failed_jobs metric is always 0",
-        "src/digits_nn/sweep.py",
+        "src/digits_nn/sweeps/summary.py",
         '"failed_jobs": len(rows) - len(finished),',
         '"failed_jobs": 0,',
     ),
     Mutation(
         "11",
         "the parent run's best_test_accuracy is the minimum",
-        "src/digits_nn/sweep.py",
+        "src/digits_nn/sweeps/summary.py",
         '"best_test_accuracy": max(',
         '"best_test_accuracy": min(',
     ),
     Mutation(
         "12",
         "writes go straight to the target file",
-        "src/digits_nn/artifacts.py",
+        "src/digits_nn/data/files.py",
         "        yield Path(tmp)\n        os.replace(tmp, path)\n",
         "        yield path\n",
     ),
@@ -135,14 +136,14 @@ MUTATIONS = [
     Mutation(
         "killed",
         "an interrupted MLflow run is closed as FAILED, not KILLED",
-        "src/digits_nn/tracking.py",
+        "src/digits_nn/tracking/runs.py",
         'client.set_terminated(run_id, status="KILLED")',
         'client.set_terminated(run_id, status="FAILED")',
     ),
     Mutation(
         "error-tag",
         "a failed run loses its error tag",
-        "src/digits_nn/tracking.py",
+        "src/digits_nn/tracking/runs.py",
         'store.client.set_tag(run_id, "error", str(error)[:5000] or type(error).__name__)',
         "pass",
     ),
@@ -185,6 +186,17 @@ def apply(mutation: Mutation, tree: Path) -> None:
     path.write_text(text.replace(mutation.before, mutation.after))
 
 
+def check(mutations: list[Mutation]) -> int:
+    """Whether every mutation still applies to the working tree, without running tests."""
+    stale = 0
+    for mutation in mutations:
+        found = (ROOT / mutation.file).read_text().count(mutation.before)
+        stale += found != 1
+        verdict = "applies" if found == 1 else f"STALE (line found {found} times)"
+        print(f"{mutation.key:>9} {verdict}  {mutation.file}")
+    return 2 if stale else 0
+
+
 def run_suite(tree: Path, pytest_args: list[str]) -> tuple[int, list[str], float]:
     """The fast suite on ``tree``, importing the package from the copy (and so do the
     subprocesses the tests start: PYTHONPATH comes before the editable install)."""
@@ -201,10 +213,17 @@ def run_suite(tree: Path, pytest_args: list[str]) -> tuple[int, list[str], float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("keys", nargs="*", help="mutations to apply (default all)")
-    ours, _, pytest_args = " ".join(sys.argv[1:]).partition("--")
-    options = parser.parse_args(ours.split())
+    parser.add_argument(
+        "--check", action="store_true", help="only check that each line is found once"
+    )
+    arguments = sys.argv[1:]
+    split = arguments.index("--") if "--" in arguments else len(arguments)
+    ours, pytest_args = arguments[:split], arguments[split + 1 :]
+    options = parser.parse_args(ours)
     chosen = [m for m in MUTATIONS if not options.keys or m.key in options.keys]
-    pytest_args = pytest_args.split() or ["-x"]  # after --: the tests to run, pytest's options
+    pytest_args = pytest_args or ["-x"]  # after --: the tests to run, pytest's options
+    if options.check:
+        return check(chosen)
     survivors = 0
     for mutation in chosen:
         with tempfile.TemporaryDirectory(prefix=f"mutation-{mutation.key}-") as scratch:

@@ -1,7 +1,7 @@
 """Sections a-d: the training iteration against its peers, its products, size and dtype.
 
 Every function returns markdown (and writes its plot, if any); all timings run with
-BLAS on one thread, which :mod:`run` sets before calling them.
+BLAS on one thread, which :mod:`bench` sets before calling them.
 """
 
 from __future__ import annotations
@@ -22,8 +22,14 @@ from peers import (
 )
 from timing import Timing, measure, ms, table
 
-from digits_nn import config, evaluate, network, pipeline
-from digits_nn.train import gradient_descent
+from digits_nn import config
+from digits_nn.core.activations import sigmoid
+from digits_nn.core.kernel import Workspace, gradient_descent
+from digits_nn.core.network import initialise
+from digits_nn.core.training import TrainOptions
+from digits_nn.pipeline.evaluation import evaluate
+from digits_nn.pipeline.fit import fit
+from digits_nn.pipeline.prepared import prepare
 
 ALPHA = 0.25
 
@@ -64,19 +70,24 @@ class Sizes:
 
 
 def digits(sizes: Sizes, dtype: str = "float64"):
-    cfg = config.parse({"train": {"dtype": dtype}})
-    _, split, onehot = pipeline.prepare_data(cfg)
+    data = prepare(config.parse({"train": {"dtype": dtype}}))
     rows = slice(None, sizes.rows)
-    X = np.ascontiguousarray(split.X_train[rows], dtype=dtype)
-    Y = np.ascontiguousarray(onehot.Y_train[rows], dtype=dtype)
-    return X, Y, split.y_train[rows]
+    X = np.ascontiguousarray(data.split.X_train[rows], dtype=dtype)
+    Y = np.ascontiguousarray(data.onehot.Y_train[rows], dtype=dtype)
+    return X, Y, data.split.y_train[rows]
+
+
+def uniform(layer_sizes: list[int], dtype: str = "float64"):
+    """The classic network of seed 0: the one every implementation starts from."""
+    return initialise(layer_sizes, "uniform", 0, dtype)
 
 
 def per_iteration_ours(layer_sizes, X, Y, repeats, iterations) -> Timing:
     dtype = X.dtype.name
-    fresh = lambda: network.init_uniform(layer_sizes, 0, dtype)  # noqa: E731
+    fresh = lambda: uniform(layer_sizes, dtype)  # noqa: E731
+    options = TrainOptions(alpha=ALPHA, iterations=iterations)
     timing = measure(
-        lambda net: gradient_descent(net, X, Y, ALPHA, iterations),
+        lambda net: gradient_descent(net, X, Y, options),
         repeats=repeats,
         setup=fresh,
     )
@@ -90,16 +101,14 @@ def per_iteration_naive(layer_sizes, X, Y, repeats, iterations) -> Timing:
         for _ in range(iterations):
             naive_iteration(net, X, Y, ALPHA)
 
-    timing = measure(
-        train, repeats=repeats, setup=lambda: network.init_uniform(layer_sizes, 0, dtype)
-    )
+    timing = measure(train, repeats=repeats, setup=lambda: uniform(layer_sizes, dtype))
     return Timing([t / iterations for t in timing.samples])
 
 
 def per_iteration_sklearn(hidden, X, labels, repeats, counts) -> Timing:
     """(fit with n2 epochs - fit with n1 epochs) / (n2 - n1): set-up and checks cancel."""
 
-    def fit(iterations):
+    def fit_for(iterations):
         def run(_):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter is the budget
@@ -107,13 +116,13 @@ def per_iteration_sklearn(hidden, X, labels, repeats, counts) -> Timing:
 
         return measure(run, repeats=repeats)
 
-    short, long = fit(counts[0]), fit(counts[1])
+    short, long = fit_for(counts[0]), fit_for(counts[1])
     steps = counts[1] - counts[0]
     return Timing([(b - a) / steps for a, b in zip(sorted(short.samples), sorted(long.samples))])
 
 
 def per_iteration_per_sample(X, Y, repeats, step=per_sample_iteration) -> Timing:
-    net = network.init_uniform([64, 30, 10], 0)
+    net = uniform([64, 30, 10])
     return measure(
         lambda state: step(*state, X, Y, ALPHA),
         repeats=repeats,
@@ -121,7 +130,12 @@ def per_iteration_per_sample(X, Y, repeats, step=per_sample_iteration) -> Timing
     )
 
 
-def kernel_products(workspace: network.Workspace) -> None:
+def sigmoid_in_place(z: np.ndarray) -> np.ndarray:
+    """The sigmoid as the kernel applies it, overwriting its input."""
+    return sigmoid(z, out=z)
+
+
+def kernel_products(workspace: Workspace) -> None:
     """The five products of one training iteration, exactly as Workspace runs them."""
     (P1, P2), (A0, A1, A2) = workspace.params, workspace.activations
     D1, D2 = workspace.deltas
@@ -143,8 +157,8 @@ def section_peers(sizes: Sizes) -> tuple[str, dict]:
         r["ours"] = per_iteration_ours(layer_sizes, X, Y, sizes.repeats, sizes.iterations)
         r["naive"] = per_iteration_naive(layer_sizes, X, Y, sizes.repeats, sizes.iterations)
         r["sklearn"] = per_iteration_sklearn(30, X, labels, sizes.repeats, sizes.sklearn_iterations)
-        net = network.init_uniform(layer_sizes, 0, dtype)
-        workspace = network.Workspace(net, X, Y)
+        net = uniform(layer_sizes, dtype)
+        workspace = Workspace(net, X, Y)
         n = max(1, sizes.iterations)
         r["kernel products"] = measure(
             lambda _, w=workspace: kernel_products(w), repeats=sizes.repeats, number=n
@@ -163,7 +177,7 @@ def section_peers(sizes: Sizes) -> tuple[str, dict]:
                 "feed forward (2 products, 2 sigmoids)": ws.feed_forward,
                 "output error and ||y - h||^2": ws.output_error_norms,
                 "backprop and step (3 products)": lambda ws=ws: ws.descend(0.0),
-                "sigmoid of the hidden layer alone": lambda ws=ws: network.sigmoid_in_place(
+                "sigmoid of the hidden layer alone": lambda ws=ws: sigmoid_in_place(
                     ws.activations[1][:-1]
                 ),
                 "exp of the hidden layer alone": lambda ws=ws: np.exp(
@@ -194,7 +208,7 @@ def section_peers(sizes: Sizes) -> tuple[str, dict]:
     m = len(digits(sizes)[0])
     text = [
         f"### a. Time per training iteration (64-30-10, m = {m}, one BLAS thread)\n",
-        "`ours` is `digits_nn.train.gradient_descent`; `naive` the plain vectorised numpy it"
+        "`ours` is `digits_nn.core.kernel.gradient_descent`; `naive` the plain vectorised numpy it"
         " replaced (benchmarks/peers.py); `sklearn` MLPClassifier(logistic, sgd, lr 0.25,"
         " batch = all rows, momentum 0, alpha 0, no shuffle), timed as the difference of two"
         " fits so that its set-up cancels (its output layer is softmax + cross-entropy, the"
@@ -331,16 +345,10 @@ def section_dtype(sizes: Sizes, peers: dict) -> tuple[str, dict]:
             cfg = config.parse(
                 {"seed": seed, "train": {"dtype": dtype, "iterations": sizes.accuracy_iterations}}
             )
-            _, split, onehot = pipeline.prepare_data(cfg)
-            timing = measure(
-                lambda _, cfg=cfg, split=split, onehot=onehot: pipeline.fit(
-                    cfg, split, onehot, False
-                ),
-                repeats=1,
-                warmup=0,
-            )
-            result = pipeline.fit(cfg, split, onehot, False)
-            acc = evaluate.evaluate(result.network, split).test_accuracy
+            data = prepare(cfg)
+            timing = measure(lambda _, cfg=cfg, data=data: fit(cfg, data), repeats=1, warmup=0)
+            result = fit(cfg, data)
+            acc = evaluate(result.network, data.split).test_accuracy
             accuracy.setdefault(dtype, []).append(acc)
             row += [f"{acc:.4f}", f"{timing.min:.3f}"]
         row.append("yes" if row[1] == row[3] else "**no**")

@@ -17,7 +17,7 @@ import math
 import numpy as np
 from scipy.special import expit
 
-from digits_nn.network import Network
+from digits_nn.core.network import Network
 
 
 def naive_iteration(network: Network, X: np.ndarray, Y: np.ndarray, alpha: float) -> float:

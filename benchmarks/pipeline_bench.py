@@ -194,7 +194,7 @@ def section_mlflow(clone: Clone, repeats: int) -> tuple[str, dict]:
     text = [
         f"### f. What MLflow adds to a {clone.iterations}-iteration run\n",
         f"One process per repeat ({repeats} repeats; `benchmarks/mlflow_probe.py`), the"
-        " pipeline's own Recorder calls, SQLite store already created. The curves are"
+        " pipeline's own recording calls, SQLite store already created. The curves are"
         f" {int(median['points logged'])} metric points in batches of 1000.\n",
         table(["part", "median ms", "min ms"], rows),
         "",

@@ -5,17 +5,18 @@ One run as ``pipelines/run.py`` records it (the pipeline's own ``train_and_recor
 benchmark run: ``before`` (the package at a git revision, by default the last commit
 before the recording changes of issue 12) and ``after`` (this tree). Each runs in its
 own process (``--probe``), with its ``src`` first on PYTHONPATH; the processes take
-turns, so a change in the machine's load falls on both alike.
+turns, so a change in the machine's load falls on both alike. A tree of the flat package
+(before issue 22) is probed by this file as it was then, which knows that layout.
 
-The pipeline's functions are wrapped to time them: the four pictures (``plots.save_*``),
-the metric histories (``tracking.log_curve``/``log_points``, plus the wait for their
-asynchronous batches when the tree has it), the pyfunc model (``tracking.log_model``);
-*other* is the rest of the recording (run creation and tags, params, files, metrics,
-closing). Training is excluded: it runs once per process, and later runs reuse its
-result (their accuracy checkpoints then see the final network: the same number of
-points to log).
+The pipeline's functions are wrapped to time them: the four pictures
+(``pipeline.plots.save_*``), the metric histories (``RunLog.history``, plus the wait for
+their asynchronous batches, ``tracking.runs.await_pending``), the pyfunc model
+(``tracking.models.log_model``); *other* is the rest of the recording (run creation and
+tags, params, files, metrics, closing). Training is excluded: it runs once per process,
+and later runs reuse its result (their accuracy checkpoints then see the final network:
+the same number of points to log).
 
-    python benchmarks/recording.py [--before /work/main] [--quick]
+    python benchmarks/recording.py [--before REVISION] [--quick]
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ ROOT = HERE.parent
 PARTS = ("pictures", "curves", "model", "other", "recording")
 # The last commit before per-run recording was made cheaper (issue 12).
 BEFORE_REVISION = "b2ac619"
+# The last commit of the flat package (before issue 22): its probe, this file then,
+# measures a tree of that layout such as BEFORE_REVISION.
+FLAT_LAYOUT_REVISION = "a3b961e"
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
@@ -66,79 +70,63 @@ def _timed(spent: dict[str, float], part: str, function: Callable) -> Callable:
 _inside: list[str] = []
 
 
-def run_data(split) -> dict:
-    """What ``pipeline.recording`` takes to name a run's data, in the revision measured:
-    the data's md5 alone before the runs logged their datasets, the rows too since."""
-    import inspect
-
-    from digits_nn import pipeline
-
-    if "run_data" in inspect.signature(pipeline.recording).parameters:
-        md5 = "0123456789abcdef0123456789abcdef"
-        return {"run_data": pipeline.RunData(split, md5, "data/processed/split.npz")}
-    return {"data_md5": "bench"}
-
-
 def probe(iterations: int, runs: int) -> list[dict[str, float]]:
     """``runs`` recorded runs after one warm-up; seconds per part, wall and CPU."""
     from threadpoolctl import threadpool_limits
 
-    from digits_nn import config, pipeline, plots, tracking
+    from digits_nn import config
+    from digits_nn.core.training import UNWATCHED, Watch
+    from digits_nn.pipeline import plots, recording, steps
+    from digits_nn.pipeline.prepared import PreparedData, prepare
+    from digits_nn.tracking import runs as run_lifecycle
+    from digits_nn.tracking.runs import RunLog
+    from digits_nn.tracking.store import open_store
 
     spent: dict[str, float] = {}
     for name in ("save_cost_curve", "save_confusion_matrix", "save_misclassified",
                  "save_first_layer_weights"):  # fmt: skip
         setattr(plots, name, _timed(spent, "pictures", getattr(plots, name)))
-    for name in ("log_curve", "log_points", "await_pending"):
-        if hasattr(tracking, name):  # await_pending: only trees with asynchronous curves
-            setattr(tracking, name, _timed(spent, "curves", getattr(tracking, name)))
-    tracking.log_model = _timed(spent, "model", tracking.log_model)
+    RunLog.history = _timed(spent, "curves", RunLog.history)  # type: ignore[method-assign]
+    run_lifecycle.await_pending = _timed(spent, "curves", run_lifecycle.await_pending)
+    recording.log_model = _timed(spent, "model", recording.log_model)
     trained = {}
-    fit = pipeline.fit
+    fit = steps.fit
 
-    def fit_once(cfg, split, onehot, progress, on_checkpoint=None):
+    def fit_once(cfg: config.Config, data: PreparedData, watch: Watch = UNWATCHED):
         if "result" not in trained:
-            trained["result"] = fit(cfg, split, onehot, progress)
+            trained["result"] = fit(cfg, data)
         result = copy.deepcopy(trained["result"])
         for step in range(cfg.tracking.accuracy_every, iterations + 1, 100):
-            if on_checkpoint is not None:
-                on_checkpoint(step, result.network)
+            if watch.checkpoint is not None:
+                watch.checkpoint(step, result.network)
         return result
 
-    pipeline.fit = fit_once
+    steps.fit = fit_once
     out = Path(tempfile.mkdtemp(prefix="bench-recording-"))
     cfg = config.parse({"train": {"iterations": iterations}, "tracking": {"uri": None}})
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{out / 'mlflow.db'}"
-    store = pipeline.open_store(cfg)
-    scaled, split, onehot = pipeline.prepare_data(cfg)
-    pixels = pipeline.raw_pixels(split.X_test, scaled)
+    store = open_store(cfg.tracking)
+    data = prepare(cfg)
+    md5 = "0123456789abcdef0123456789abcdef"
+    run_data = recording.RunData(data.split, md5, "data/processed/split.npz")
     samples = []
     with threadpool_limits(limits=1, user_api="blas"):
         for run in range(runs + 1):
             paths = cfg.paths.under(out / f"run{run}")
-            fit_once(cfg, split, onehot, False)  # training is not recording
+            fit_once(cfg, data)  # training is not recording
             spent.clear()
             spent.update({f"{part} {clock}": 0.0 for part in PARTS for clock in CLOCKS})
             started = {name: clock() for name, clock in CLOCKS.items()}
-            with pipeline.recording(store, cfg, **run_data(split)) as recorder:
-                result = pipeline.train_and_record(
-                    cfg, split, onehot, scaled, recorder, paths, None, False
-                )
-                pipeline.evaluate_and_record(
-                    result.network,
-                    split,
-                    pixels,
-                    result.cost_curve,
-                    result.classic_cost_curve,
-                    recorder,
-                    paths,
-                )
+            with recording.new_run(store, cfg, run_data) as logged:
+                ctx = steps.RunContext(cfg, logged, paths)
+                result = steps.train_and_record(ctx, data)
+                steps.evaluate_and_record(ctx, result, data)
             for name, clock in CLOCKS.items():
                 total = clock() - started[name]
                 parts = sum(spent[f"{part} {name}"] for part in PARTS[:3])
                 spent[f"recording {name}"] = total
                 spent[f"other {name}"] = total - parts
-            history = store.client.get_metric_history(recorder.run_id, "train_cost")
+            history = store.client.get_metric_history(logged.run_id, "train_cost")
             if len(history) != iterations:
                 raise RuntimeError(f"{len(history)} of {iterations} cost points arrived")
             if run:  # the first is the warm-up
@@ -149,11 +137,13 @@ def probe(iterations: int, runs: int) -> list[dict[str, float]]:
 # ---- the section ----------------------------------------------------------------------
 
 
-def _probe_process(tree: Path, iterations: int, runs: int) -> list[dict[str, float]]:
+def _probe_process(
+    tree: Path, probe_script: Path, iterations: int, runs: int
+) -> list[dict[str, float]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env |= {"PYTHONPATH": str(tree / "src"), "OPENBLAS_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, __file__, "--probe", str(iterations), str(runs)],
+        [sys.executable, str(probe_script), "--probe", str(iterations), str(runs)],
         env=env,
         capture_output=True,
         text=True,
@@ -164,24 +154,36 @@ def _probe_process(tree: Path, iterations: int, runs: int) -> list[dict[str, flo
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _export(revision: str, destination: Path) -> Path:
-    """The package's source at ``revision`` (git archive), under ``destination``."""
+def _export(revision: str, path: str, destination: Path) -> Path:
+    """``path`` (a file or folder) as it is at ``revision`` (git archive), under
+    ``destination``; returns ``destination / path``."""
     archive = subprocess.run(
-        ["git", "archive", revision, "src"], cwd=ROOT, capture_output=True, check=True
+        ["git", "archive", revision, path], cwd=ROOT, capture_output=True, check=True
     ).stdout
+    destination.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(destination)], input=archive, check=True)
-    return destination
+    return destination / path
+
+
+def _probe_for(tree: Path, scratch: Path) -> Path:
+    """The probe that knows ``tree``'s layout: this file for the package by role, the
+    file of ``FLAT_LAYOUT_REVISION`` for the flat package it replaced."""
+    if (tree / "src" / "digits_nn" / "core").is_dir():
+        return Path(__file__).resolve()
+    return _export(FLAT_LAYOUT_REVISION, "benchmarks/recording.py", scratch / "flat-probe")
 
 
 def section_recording(
     before: str, iterations: int, rounds: int, runs: int
 ) -> tuple[str, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-before-") as tmp:
-        trees = {"before": _export(before, Path(tmp)), "after": ROOT}
+        scratch = Path(tmp)
+        trees = {"before": _export(before, "src", scratch / "before").parent, "after": ROOT}
+        probes = {name: _probe_for(tree, scratch) for name, tree in trees.items()}
         samples: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
         for _ in range(rounds):
             for name, tree in trees.items():
-                samples[name] += _probe_process(tree, iterations, runs)
+                samples[name] += _probe_process(tree, probes[name], iterations, runs)
     median = {
         name: {key: statistics.median(s[key] for s in runs_) for key in runs_[0]}
         for name, runs_ in samples.items()

@@ -6,7 +6,7 @@
   from 4 concurrent client processes;
 - l. how long a running job takes to fail once the server stops, and what it says.
 
-    python benchmarks/run.py --only scale-out     # this section alone, into docs/benchmarks.md
+    python benchmarks/bench.py --only scale-out   # this section alone, into docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -159,7 +159,8 @@ def section_throughput(stack: StackSession, repeats: int) -> tuple[str, dict]:
 def section_server_down(clone, stack: StackSession) -> tuple[str, dict]:
     """A long training run logging to the server; the server stopped once its run is
     RUNNING; the seconds until the job exits, and its last line."""
-    from digits_nn import stack as stack_module
+    from digits_nn.stack.layout import STACK_DIR
+    from digits_nn.stack.processes import stop_pid
 
     env = {**clone.env, **stack.env}
     command = [sys.executable, "pipelines/run.py", "train.iterations=20000"]
@@ -183,9 +184,9 @@ def section_server_down(clone, stack: StackSession) -> tuple[str, dict]:
                 )
         if not running:
             raise RuntimeError("the job's run never started")
-        server = json.loads((clone.path / stack_module.STACK_DIR / "state.json").read_text())
+        server = json.loads((clone.path / STACK_DIR / "state.json").read_text())
         stopped = time.perf_counter()
-        stack_module.stop_pid(server["mlflow"]["pid"])
+        stop_pid(server["mlflow"]["pid"])
         stdout, _ = job.communicate(timeout=600)
         took = time.perf_counter() - stopped
     finally:
@@ -201,7 +202,7 @@ def section_server_down(clone, stack: StackSession) -> tuple[str, dict]:
         " server process stopped as soon as the job's run shows RUNNING, early in its"
         " training. A job talks to the server before and after its training, not during"
         " it, so the time below includes the rest of the training; then its next call"
-        " fails within the retry budget the project sets (`tracking.HTTP_RETRY_BUDGET`).\n",
+        " fails within the retry budget the project sets (`tracking.store.HTTP_RETRY_BUDGET`).\n",
         table(
             ["", ""],
             [

@@ -8,7 +8,7 @@ into that training, what one (alpha, hidden size) group's four child runs cost t
 evaluate, draw and log (timed in a probe process, ``--probe``, and scaled to the 16
 groups), and the rest: process and job start-up, data, Hydra, the parent run, summary.
 
-    python benchmarks/run.py --only s      # this section alone, into docs/benchmarks.md
+    python benchmarks/bench.py --only s    # this section alone, into docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ HIDDEN = (10, 30, 60, 100)
 BUDGETS = (500, 1000, 3000, 10000)
 LARGEST = max(BUDGETS)
 JOBS = len(ALPHAS) * len(HIDDEN) * len(BUDGETS)
-# Where one group's recording goes, by the functions the probe times.
+# Where one group's recording goes, by the functions the probe times: (module, name in
+# it), where the name is looked up by the code that calls it.
 PROBE_PARTS = {
-    "evaluation": [("pipeline", "evaluate")],
+    "evaluation": [("digits_nn.pipeline.steps", "evaluate")],
     "pictures": [
-        ("plots", name)
+        ("digits_nn.pipeline.plots", name)
         for name in (
             "save_cost_curve",
             "save_confusion_matrix",
@@ -46,17 +47,12 @@ PROBE_PARTS = {
         )
     ],
     "logging": [
-        ("tracking", name)
-        for name in (
-            "log_params",
-            "log_metrics",
-            "log_curve",
-            "log_points",
-            "log_artifacts",
-            "log_datasets",
-            "log_model",
-            "await_pending",
-        )
+        *(
+            ("digits_nn.tracking.runs", f"RunLog.{name}")
+            for name in ("params", "metrics", "history", "files", "datasets")
+        ),
+        ("digits_nn.pipeline.recording", "log_model"),
+        ("digits_nn.tracking.runs", "await_pending"),
     ],
 }
 
@@ -111,7 +107,9 @@ def _records(out: Path, share: bool) -> list[dict]:
 
 def _floor(iterations: int) -> float:
     """CPU seconds of one training per (alpha, hidden size) pair, on one BLAS thread."""
-    from digits_nn import config, pipeline
+    from digits_nn import config
+    from digits_nn.pipeline.fit import fit
+    from digits_nn.pipeline.prepared import prepare
 
     total = 0.0
     for alpha in ALPHAS:
@@ -122,9 +120,9 @@ def _floor(iterations: int) -> float:
                     "model": {"hidden_size": hidden},
                 }
             )
-            _, split, onehot = pipeline.prepare_data(cfg)
+            data = prepare(cfg)
             start = time.process_time()  # CPU: the same on a busy machine
-            pipeline.fit(cfg, split, onehot, False)
+            fit(cfg, data)
             total += time.process_time() - start
     return total
 
@@ -135,36 +133,53 @@ def _floor(iterations: int) -> float:
 def probe(hidden: int) -> dict[str, float]:
     """CPU seconds of one shared group (alpha 0.25, ``hidden``, the grid's budgets): its
     training, then each part of recording its four child runs, and the whole recording."""
-    import importlib
-
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from digits_nn import budgets, config, pipeline, runner
+    from digits_nn import config
+    from digits_nn.pipeline import app
+    from digits_nn.pipeline.prepared import prepare
+    from digits_nn.sweeps import budgets
+    from digits_nn.sweeps.job import record_shared
+    from digits_nn.sweeps.protocol import SWEEP_JOB_TAG, job_key
+    from digits_nn.tracking.store import open_store
 
     spent: dict[str, float] = defaultdict(float)
     for part, functions in PROBE_PARTS.items():
         for module_name, name in functions:
-            module = importlib.import_module(f"digits_nn.{module_name}")
-            setattr(module, name, _timed(spent, part, getattr(module, name)))
+            _time_calls(spent, part, module_name, name)
     with initialize_config_dir(config_dir=str(Path.cwd() / "conf"), version_base=None):
         raw = compose(config_name="config", overrides=[f"model.hidden_size={hidden}"])
     OmegaConf.update(raw, "train.iterations", LARGEST)
     cfg = config.parse(raw)
-    pipeline.open_store(cfg)  # the store and MLflow's imports, once per worker process
-    _, split, onehot = pipeline.prepare_data(cfg)
+    open_store(cfg.tracking)  # the store and MLflow's imports, once per worker process
+    data = prepare(cfg)
     start = time.process_time()
-    shared = budgets.train_to_largest(cfg, split, onehot, list(BUDGETS), True)
+    shared = budgets.train_to_largest(cfg, data, list(BUDGETS), True)
     spent["training"] = time.process_time() - start
     start = time.process_time()
     out = Path.cwd() / "bench-probe"
     for budget in sorted(BUDGETS, reverse=True):
         member = raw.copy()
         OmegaConf.update(member, "train.iterations", budget)
-        job = runner.Job(member, [f"train.iterations={budget}"], out / str(budget))
-        runner._run(job, in_sweep=True, parent_run_id=None, shared=shared)
+        overrides = [f"train.iterations={budget}"]
+        # Placed as a sweep job's run is, without a parent run.
+        place = app.RunPlace(out / str(budget), overrides, {SWEEP_JOB_TAG: job_key(overrides)})
+        app.run(config.parse(member), place, lambda ctx, d: record_shared(ctx, d, shared))
     spent["recording"] = time.process_time() - start
     return dict(spent)
+
+
+def _time_calls(spent: dict[str, float], part: str, module_name: str, name: str) -> None:
+    """Add the time of every call of ``name`` in the module (``Class.method`` for a
+    method) to ``part``."""
+    import importlib
+
+    owner = importlib.import_module(module_name)
+    *classes, attribute = name.split(".")
+    for class_name in classes:
+        owner = getattr(owner, class_name)
+    setattr(owner, attribute, _timed(spent, part, getattr(owner, attribute)))
 
 
 _inside: list[str] = []
@@ -417,4 +432,4 @@ if __name__ == "__main__":
         with threadpool_limits(limits=1, user_api="blas"):
             print(json.dumps(probe(int(sys.argv[2]))))
     else:
-        raise SystemExit(f"usage: {sys.argv[0]} --probe HIDDEN (run.py --only s runs it)")
+        raise SystemExit(f"usage: {sys.argv[0]} --probe HIDDEN (bench.py --only s runs it)")
