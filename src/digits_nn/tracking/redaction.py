@@ -17,8 +17,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-# The userinfo of a URI (scheme://user:password@host), which may hold a secret.
-USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:]*)(?::[^/@\s]*)?@")
+# The userinfo of a URI (scheme://user:password@host), which may hold a secret. It runs
+# to the *last* '@' before the host ends (a '/', '?', '#' or a character no URI holds):
+# clients split it there, so a password may hold '@' and ':' of its own.
+USERINFO = re.compile(
+    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#\s\"<>\\^`{|}]*)@"
+)
 
 
 # Text artifacts small enough to be scanned for a URI with credentials before logging.
@@ -34,8 +38,8 @@ def redact(text: str) -> str:
     """
 
     def hide(match: re.Match[str]) -> str:
-        user = match["user"]
-        has_password = match.group(0).rstrip("@") != match["scheme"] + user
+        # As the client reads it: the user name up to the first ':', the password after.
+        user, has_password, _ = match["userinfo"].partition(":")
         return (
             f"{match['scheme']}{user}:***@" if user and has_password else f"{match['scheme']}***@"
         )

@@ -4,6 +4,7 @@ param, tag and logged file (review, issue 14, finding 6)."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -34,6 +35,25 @@ URI = f"http://alice:{SECRET}@127.0.0.1:5999"
 )
 def test_redact_hides_userinfo_of_every_uri_and_nothing_else(text: str, expected: str) -> None:
     assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://alice:hunter2@secret@127.0.0.1:5999",  # an '@' in the password
+        "http://alice:pa:ss@127.0.0.1:5999/api",  # a ':' in the password
+        "http://alice@corp:pw@@127.0.0.1:5999",  # '@' in the user name and the password
+        "postgresql://bob:p@ss@db:5432/mlflow",
+    ],
+)
+def test_redact_hides_the_whole_password_as_the_client_reads_it(uri: str) -> None:
+    # Review, issue 25 #3: the client splits the userinfo at the *last* '@' before the
+    # host (urllib.parse does), so a password may hold '@'; redact() cut it at the first
+    # and logged the rest ('http://alice:***@secret@...').
+    parts = urlsplit(uri)
+    redacted = redact(uri)
+    assert parts.password not in redacted
+    assert redacted == f"{parts.scheme}://{parts.username}:***@{uri.rpartition('@')[2]}"
 
 
 def test_credentials_in_the_tracking_uri_reach_no_param_tag_or_logged_file(
