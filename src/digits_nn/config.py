@@ -20,6 +20,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from digits_nn import credentials
 from digits_nn.data.digits import N_CLASSES, N_PIXELS, N_ROWS
 from digits_nn.errors import ConfigError
 
@@ -235,6 +236,26 @@ def _range_errors(config: Config) -> Iterator[str]:
         yield bad("tracking.accuracy_every", config.tracking.accuracy_every, "a whole number >= 0")
     if not config.tracking.experiment.strip():
         yield bad("tracking.experiment", config.tracking.experiment, "a non-empty name")
+    if config.tracking.uri is not None and credentials.holds_credentials(config.tracking.uri):
+        yield credentials_message("tracking.uri", config.tracking.uri)
+
+
+def refuse_credentials(node: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` if any string in ``node`` (plain nested mappings and
+    lists: a whole config, Hydra's node and overrides included) holds a URI with
+    credentials. Whatever a run is given, Hydra copies into the run's folder."""
+    found = next(credentials.found_in(dict(node)), None)
+    if found is not None:
+        raise ConfigError(credentials_message(*found))
+
+
+def credentials_message(key: str, text: str) -> str:
+    """The one line that refuses a URI with credentials, without them."""
+    return (
+        f"{key}={credentials.redact(text)!r} is not allowed: a URI without credentials (a"
+        " password in it would be written into the run's folder and Hydra's copies of its"
+        " config). Give them in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD."
+    )
 
 
 def held_out(n: int, share: float) -> tuple[int, int]:

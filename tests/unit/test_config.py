@@ -373,3 +373,29 @@ def test_the_choices_are_the_ones_the_core_implements() -> None:
     """The schema's names and the core's tables agree, so a valid config always trains."""
     assert config.ACTIVATIONS == tuple(activations.HIDDEN) == tuple(activations.DERIVATIVES)
     assert tuple(activations.OUTPUTS) == config.OUTPUTS
+
+
+# Issue 21 (secrets in run folders) and issue 25 #1: a password in tracking.uri reached
+# the run's folder (params.yaml, Hydra's .hydra/ copies) and the sweep's job keys.
+@pytest.mark.parametrize(
+    "uri",
+    ["http://alice:s3cret@127.0.0.1:5000", "https://s3cret@host/mlflow", "http://a:s3c@ret@h"],
+)
+def test_a_tracking_uri_with_credentials_is_refused_without_repeating_them(uri: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        config.parse({"tracking": {"uri": uri}})
+    message = str(refused.value)
+    assert message.startswith("tracking.uri=") and len(message.splitlines()) == 1
+    assert "s3c" not in message and "***@" in message
+    assert "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in message
+    assert config.parse({"tracking": {"uri": "http://127.0.0.1:5000"}}).tracking.uri
+
+
+def test_credentials_anywhere_in_a_composed_config_are_refused_naming_the_key() -> None:
+    composed = {"seed": 0, "hydra": {"overrides": {"task": ["tracking.uri=http://a:pw@h,x"]}}}
+    with pytest.raises(ConfigError, match=r"^hydra\.overrides\.task\[0\]=.*a:\*\*\*@h") as refused:
+        config.refuse_credentials(composed)
+    assert "pw" not in str(refused.value)
+    config.refuse_credentials(
+        {"seed": 0, "hydra": {"overrides": {"task": ["seed=0,1"]}}}
+    )  # no error
