@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from digits_nn.credentials import redact
 from digits_nn.data.files import write_json
 from digits_nn.sweeps.protocol import JOBS_FILE, RECORD_FILE, job_key
 
@@ -45,12 +46,15 @@ def is_finished(record: dict[str, Any] | None) -> bool:
 
 
 def failed_record(overrides: Sequence[str], error: str, key: str | None = None) -> dict[str, Any]:
-    """The record of a configuration whose job raised, or never sent its record back."""
+    """The record of a configuration whose job raised, or never sent its record back.
+
+    The error may quote the store's URI, credentials included (MLflow's own errors do):
+    the record, the summary and the failure line repeat it, so it is redacted here."""
     return {
         "key": key or job_key(overrides),
         "overrides": list(overrides),
         "status": "FAILED",
-        "error": error,
+        "error": redact(error),
     }
 
 

@@ -29,6 +29,16 @@ def test_a_job_that_raised_or_sent_nothing_gets_a_failed_record() -> None:
     assert missing["status"] == "FAILED" and "no record" in missing["error"]
 
 
+def test_a_failed_records_error_holds_no_password_of_the_uri_it_quotes() -> None:
+    # MLflow's errors quote the store's URI, credentials included, when they come from
+    # MLFLOW_TRACKING_URI: the record, the summary and the failure line repeat the error.
+    quoted = RuntimeError("API request to http://alice:pw@rd@127.0.0.1:5000/api failed")
+    [record] = records.records_of(job_return(error=quoted), [GRID[0]])
+    assert record["error"] == (
+        "RuntimeError: API request to http://alice:***@127.0.0.1:5000/api failed"
+    )
+
+
 def test_a_half_written_or_foreign_record_is_not_trusted(tmp_path: Path) -> None:
     record = {"key": "a=1", "overrides": ["a=1"], "status": "FINISHED"}
     records.write_record(tmp_path, record)
