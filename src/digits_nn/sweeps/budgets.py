@@ -15,12 +15,12 @@ Such configurations are not shared (:func:`can_share`); each budget trains apart
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from digits_nn.config import Config
 from digits_nn.core import trainer
 from digits_nn.core.network import Network
-from digits_nn.core.training import TrainingResult, Watch, is_checkpoint
+from digits_nn.core.training import TrainingResult, Watch, check_final_weights, is_checkpoint
 from digits_nn.data.steps import validation_rows
 from digits_nn.errors import TrainingDiverged
 from digits_nn.pipeline.fit import accuracy_on_test, fit
@@ -42,10 +42,15 @@ class SharedTraining:
     results: dict[int, TrainingResult]  # budget -> what a standalone run of it returns
     accuracy: dict[int, float]  # test accuracy at every checkpoint of any budget
     every: int  # tracking.accuracy_every
-    diverged: TrainingDiverged | None = None
+    diverged: TrainingDiverged | None = None  # the longer training's own divergence
+    # budget -> the divergence a standalone run of it ends with, where its last update
+    # left non-finite weights (the longer training goes on, to fail at its next cost)
+    failures: dict[int, TrainingDiverged] = field(default_factory=dict)
 
     def result(self, budget: int) -> TrainingResult:
         """The standalone result of ``budget``; raises as that run would if it diverged."""
+        if budget in self.failures:
+            raise self.failures[budget]
         if budget not in self.results:
             assert self.diverged is not None
             raise self.diverged
@@ -89,6 +94,11 @@ def train_to_largest(
         validation = full.validation_cost_curve
     rows = _validation_rows(cfg, data)
     for budget, network in snapshots.items():
+        try:  # as a standalone run of this budget checks the weights it ends with
+            check_final_weights(network, cost[:budget], classic[:budget], cfg.train.alpha)
+        except TrainingDiverged as error:
+            shared.failures[budget] = error
+            continue
         shared.results[budget] = TrainingResult(
             network,
             cost[:budget].copy(),
