@@ -181,6 +181,13 @@ def _range_errors(config: Config) -> Iterator[str]:
         yield bad("seed", config.seed, "a whole number from 0 to 2**32 - 1")
     if not (0.0 < config.data.test_size < 1.0):
         yield bad("data.test_size", config.data.test_size, "a number strictly between 0 and 1")
+    elif not _leaves_a_row_per_class(config.data.test_size):
+        yield bad(
+            "data.test_size",
+            config.data.test_size,
+            f"a share of the {N_ROWS} rows leaving at least one row per class ({N_CLASSES})"
+            f" both to test and to train on: {_shares_leaving_a_row_per_class(N_ROWS)}",
+        )
     if config.model.hidden_size < 1:
         yield bad("model.hidden_size", config.model.hidden_size, "a whole number >= 1")
     sizes = config.model.hidden_sizes
@@ -220,7 +227,8 @@ def _range_errors(config: Config) -> Iterator[str]:
         yield bad("train.decay", train.decay, "a finite number > 0 (0 would be no decay)")
     if not (0.0 <= train.validation_size < 1.0):
         yield bad("train.validation_size", train.validation_size, "a number in [0, 1)")
-    elif train.validation_size > 0 and 0.0 < config.data.test_size < 1.0:
+    elif train.validation_size > 0 and _leaves_a_row_per_class(config.data.test_size):
+        # Checked against a valid test share only: the rows it leaves to carve from.
         yield from _validation_size_errors(train.validation_size, config.data.test_size)
     if train.patience is not None and train.patience < 1:
         yield bad(
@@ -275,13 +283,23 @@ def _validation_size_errors(validation_size: float, test_size: float) -> Iterato
     if n_train < 2 * N_CLASSES:
         allowed = f"0, as {rows} are too few to hold out one row per class"
     else:
-        low, high = N_CLASSES / n_train, (n_train - N_CLASSES) / n_train
         allowed = (
             f"0, or a share of {rows} leaving at least one row per class ({N_CLASSES}) both"
-            f" to validate and to fit on: from {math.ceil(low * 1e4) / 1e4:g}"
-            f" to {math.floor(high * 1e4) / 1e4:g}"
+            f" to validate and to fit on: {_shares_leaving_a_row_per_class(n_train)}"
         )
     yield f"train.validation_size={validation_size!r} is not allowed: {allowed}."
+
+
+def _leaves_a_row_per_class(test_size: float) -> bool:
+    """Whether the split leaves at least one row per class on both of its sides."""
+    return 0.0 < test_size < 1.0 and min(held_out(N_ROWS, test_size)) >= N_CLASSES
+
+
+def _shares_leaving_a_row_per_class(n: int) -> str:
+    """The shares of ``n`` rows, to four places, that hold out at least one row per class
+    and keep as many."""
+    low, high = N_CLASSES / n, (n - N_CLASSES) / n
+    return f"from {math.ceil(low * 1e4) / 1e4:g} to {math.floor(high * 1e4) / 1e4:g}"
 
 
 def _conditional_errors(train: TrainConfig) -> Iterator[str]:

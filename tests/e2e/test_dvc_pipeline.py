@@ -165,6 +165,8 @@ def test_changing_alpha_reruns_only_train_and_evaluate(reproduced: Path) -> None
         ("data.test_size=1.5", "data.test_size", "between 0 and 1"),
         ("+train.warmup=5", "train.warmup", "Allowed keys"),
         ("train.warmup=5", "train.warmup", "+train.warmup"),
+        # Issue 25 #5: valid alone, but its training rows hold one row of a digit.
+        ("data.test_size=0.98 train.validation_size=0.3", "train.validation_size", "per digit"),
     ],
 )
 def test_bad_override_is_refused_and_nothing_is_lost(
@@ -172,7 +174,8 @@ def test_bad_override_is_refused_and_nothing_is_lost(
 ) -> None:
     before = {name: md5(reproduced / name) for name in ALL_OUTPUTS}
     runs_before = len(all_runs(reproduced))
-    result = dvc("exp", "run", "-S", override, cwd=reproduced, check=False)
+    settings = [arg for one in override.split() for arg in ("-S", one)]
+    result = dvc("exp", "run", *settings, cwd=reproduced, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert key in output and allowed in output

@@ -175,8 +175,8 @@ def test_flatten_gives_dotted_keys():
 BOUNDARIES = [
     {"seed": 0},
     {"seed": 2**32 - 1},
-    {"data": {"test_size": 1e-3}},
-    {"data": {"test_size": 0.999}},
+    {"data": {"test_size": 0.0056}},
+    {"data": {"test_size": 0.9944}},
     {"model": {"hidden_size": 1}},
     {"model": {"hidden_sizes": [1]}},
     {"train": {"alpha": 1e-300}},
@@ -201,6 +201,9 @@ def test_the_bounds_of_every_range_are_accepted(raw: dict) -> None:
 MESSAGES = [
     ({"seed": 2**32}, "seed=4294967296 is not allowed: a whole number from 0 to 2**32 - 1."),
     ({"data": {"test_size": 1.0}}, "data.test_size=1.0 is not allowed: a number strictly between 0 and 1."),
+    # Issue 25 #5: a share that leaves fewer rows than classes on one side of the split.
+    ({"data": {"test_size": 1e-300}}, "data.test_size=1e-300 is not allowed: a share of the 1797 rows leaving at least one row per class (10) both to test and to train on: from 0.0056 to 0.9944."),
+    ({"data": {"test_size": 0.999}}, "data.test_size=0.999 is not allowed: a share of the 1797 rows leaving at least one row per class (10) both to test and to train on: from 0.0056 to 0.9944."),
     ({"model": {"hidden_size": 0}}, "model.hidden_size=0 is not allowed: a whole number >= 1."),
     ({"model": {"hidden_sizes": []}}, "model.hidden_sizes=[] is not allowed: null, or a non-empty list of whole numbers >= 1."),
     ({"model": {"output": "linear"}}, "model.output='linear' is not allowed: one of sigmoid, softmax."),
@@ -322,7 +325,21 @@ def test_the_allowed_validation_sizes_are_exactly_those_that_stratify() -> None:
 
 def test_too_few_training_rows_allow_no_validation_share() -> None:
     with pytest.raises(ConfigError, match="too few to hold out one row per class"):
-        config.parse({"data": {"test_size": 0.995}, "train": {"validation_size": 0.5}})
+        config.parse({"data": {"test_size": 0.9894}, "train": {"validation_size": 0.5}})
+
+
+# Issue 25 #5: data.test_size=1e-300 left a 1-row test set and 0.999 a 1-row training set.
+def test_the_allowed_test_sizes_are_exactly_those_leaving_a_row_per_class_on_each_side() -> None:
+    scaled = steps.standardise(steps.load_digits())
+    for size in (10 / N_ROWS, (N_ROWS - 10) / N_ROWS):
+        config.parse({"data": {"test_size": size}})
+        split = steps.split(scaled.X, scaled.y, size, 0)
+        assert min(len(split.y_train), len(split.y_test)) == 10
+    for size in (9 / N_ROWS, (N_ROWS - 9) / N_ROWS):
+        split = steps.split(scaled.X, scaled.y, size, 0)
+        assert min(len(split.y_train), len(split.y_test)) == 9
+        with pytest.raises(ConfigError, match="both to test and to train on"):
+            config.parse({"data": {"test_size": size}})
 
 
 # ---- options that have no effect (review, issue 14, finding 9) ----------------------

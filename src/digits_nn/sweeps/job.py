@@ -123,13 +123,14 @@ def _train_shared(jobs: list[Job]) -> budgets.SharedTraining | None:
     try:
         cfg = config.parse(jobs[0].raw)
         wanted = [config.parse(job.raw).train.iterations for job in jobs]
+        if not budgets.can_share(cfg):
+            log.info("budgets not shared: early stopping restores weights at each run's end")
+            return None
+        data = prepare(cfg)
     except DigitsNNError:
         return None  # each job reports its own refusal
-    if not budgets.can_share(cfg):
-        log.info("budgets not shared: early stopping restores weights at each run's end")
-        return None
     log.info("one training to %d iterations for the budgets %s", max(wanted), wanted)
-    return budgets.train_to_largest(cfg, prepare(cfg), wanted, cfg.tracking.enabled)
+    return budgets.train_to_largest(cfg, data, wanted, cfg.tracking.enabled)
 
 
 def _run_in_sweep(

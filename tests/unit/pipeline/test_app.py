@@ -14,6 +14,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from digits_nn.config import parse
+from digits_nn.errors import ConfigError
 from digits_nn.pipeline import app
 from helpers import compose_config, hydra_job
 
@@ -87,3 +88,21 @@ def test_a_sweep_over_a_uri_with_credentials_stops_before_hydra_writes_anything(
     with pytest.raises(SystemExit) as stopped:
         app.CredentialsCheck().on_multirun_start(config=composed)
     assert stopped.value.code == 2
+
+
+# Issue 25 #5: data.test_size=0.98 train.validation_size=0.3 passed validation and ended
+# in scikit-learn's traceback ("The least populated class in y has only 1 member").
+def test_validation_rows_this_split_cannot_give_are_refused_before_any_work(
+    tmp_path: Path,
+) -> None:
+    raw = {"data": {"test_size": 0.98}, "train": {"validation_size": 0.3}}
+    cfg = parse({**raw, "tracking": {"enabled": False}})
+    with pytest.raises(ConfigError) as refused:
+        app.run(cfg, app.RunPlace(tmp_path, []))
+    assert str(refused.value) == (
+        "train.validation_size=0.3 is not allowed with this split (data.test_size=0.98,"
+        " seed=0): its 35 training rows hold 1 row of digit 0, and validation rows are"
+        " drawn per digit, which needs 2 of each (one to fit on, one to validate)."
+        " Allowed: 0, or a smaller data.test_size."
+    )
+    assert list(tmp_path.iterdir()) == []  # no params.yaml, no output

@@ -44,3 +44,16 @@ def test_the_budgets_a_job_shares_come_from_its_environment(
     assert job.shared_budgets() == []
     monkeypatch.setenv(BUDGETS_ENV, "1000,500")
     assert job.shared_budgets() == [1000, 500]
+
+
+# Issue 25 #5: the refusal of validation rows a split cannot give is each budget's own
+# FAILED record, also when the budgets would share one training.
+def test_budgets_whose_split_cannot_give_validation_rows_each_fail_with_the_refusal(
+    tmp_path: Path,
+) -> None:
+    overrides = ["data.test_size=0.98", "train.validation_size=0.3", "train.iterations=5"]
+    overrides.append("tracking.enabled=false")
+    with hydra_job(tmp_path / "a", *overrides, multirun=True) as cfg:
+        records = job.run_with_budgets(job.Job(cfg, overrides, tmp_path / "a"), [3])
+    assert [r["status"] for r in records] == ["FAILED", "FAILED"]
+    assert all("drawn per digit" in r["error"] for r in records)
