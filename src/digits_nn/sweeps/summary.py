@@ -30,6 +30,10 @@ LEADING = [
 
 TRAILING = ["overrides", "error"]
 
+# What a ready-to-run preset of a job holds: all that makes its result, none of where it
+# is recorded or written (tracking, paths).
+PRESET_KEYS = ("seed", "data", "model", "train")
+
 
 def rank(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     """The jobs best first, failures last, and the accuracy they are ranked by.
@@ -160,10 +164,11 @@ def write_summary(
 
 def best_experiment(best: dict[str, Any], name: str) -> str:
     """The best job by *validation* accuracy as a ready-to-run experiment preset: its
-    whole composed model, train and data sections, from the job's record."""
+    seed (which draws the split and the weights) and its whole composed model, train and
+    data sections, from the job's record."""
     composed = OmegaConf.create({})
     for key, value in best["params"].items():
-        if key.split(".")[0] in ("data", "model", "train"):
+        if key.split(".")[0] in PRESET_KEYS:
             OmegaConf.update(composed, key, value)
     header = [
         "# @package _global_",

@@ -89,3 +89,15 @@ def test_the_failure_line_names_each_failed_job_and_its_error() -> None:
     assert summary.failure_line(failed) == (
         "2 job(s) failed: job seed=1 train.alpha=9: diverged; job seed=2: killed"
     )
+
+
+# Issue 25 #8: the preset left out the seed, so rerun it trained seed 0: another split
+# and other weights than the job it names.
+def test_the_best_preset_runs_the_same_configuration_as_the_job_it_names() -> None:
+    from digits_nn import config
+
+    cfg = config.parse({"seed": 3, "train": {"alpha": 1.0, "validation_size": 0.2}})
+    best = record("1.0", 0.9, 0.95, params=config.flatten(cfg), job="seed=3")
+    preset = config.parse(yaml.safe_load(summary.best_experiment(best, "sweep x")))
+    assert preset.seed == 3
+    assert (preset.data, preset.model, preset.train) == (cfg.data, cfg.model, cfg.train)
