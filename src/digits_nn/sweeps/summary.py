@@ -117,7 +117,10 @@ def to_markdown(rows: list[dict[str, Any]], title: str, metric: str, notes: list
             value = " ".join(map(str, value))
         if isinstance(value, float):
             return f"{value:.4f}" if key.endswith("accuracy") else f"{value:g}"
-        return "" if value is None else str(value).replace("|", "\\|")
+        # A cell is one line of the table: a line break inside it (an error's traceback)
+        # would end the row.
+        text = "" if value is None else str(value).replace("|", "\\|")
+        return "<br>".join(text.splitlines())
 
     failed = [r for r in rows if r["status"] != "FINISHED"]
     shown = columns(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import yaml
@@ -101,3 +102,14 @@ def test_the_best_preset_runs_the_same_configuration_as_the_job_it_names() -> No
     preset = config.parse(yaml.safe_load(summary.best_experiment(best, "sweep x")))
     assert preset.seed == 3
     assert (preset.data, preset.model, preset.train) == (cfg.data, cfg.model, cfg.train)
+
+
+# Issue 25 #12: a multi-line error broke the summary's markdown table.
+def test_a_multi_line_error_stays_in_its_cell_of_the_markdown_table() -> None:
+    failed = record("0.2", None, error="Traceback:\r\n  boom | here\n\nValueError: x")
+    rows, metric = summary.rank([record("0.1", 0.9), failed])
+    table = summary.to_markdown(rows, "S", metric, []).split("\n\n")[-1].strip().splitlines()
+    assert len(table) == 4  # the header, its rule and one line per job
+    cells = {len(re.findall(r"(?<!\\)\|", line)) for line in table}  # unescaped bars
+    assert cells == {len(summary.columns(rows)) + 1}
+    assert "Traceback:<br>  boom \\| here<br><br>ValueError: x" in table[-1]
