@@ -66,6 +66,16 @@ def test_the_grid_holds_the_presets_and_the_command_lines_sweeps_only(tmp_path: 
     }
 
 
+# Issue 25 #11: `sweep=seeds seed=3` ran seed 3 alone (Hydra's sweeper lets the command
+# line replace a preset's key), but the parent run logged the preset's `seed: range(10)`.
+def test_the_grid_is_what_ran_when_the_command_line_replaces_a_presets_key(
+    tmp_path: Path,
+) -> None:
+    assert callback.sweep_grid(launched_with(tmp_path, "sweep=seeds", "seed=3")) == {"seed": "3"}
+    replaced = launched_with(tmp_path, "sweep=seeds", "seed=1,2", "train.l2=0.5")
+    assert callback.sweep_grid(replaced) == {"seed": "1,2"}
+
+
 def test_a_sweep_is_named_after_its_preset_or_its_overrides(tmp_path: Path) -> None:
     assert callback.sweep_name(launched_with(tmp_path, "sweep=grid", "seed=1")) == "sweep grid"
     assert callback.sweep_name(launched_with(tmp_path, "seed=0,1", "train.l2=0.1")) == (
