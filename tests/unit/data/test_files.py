@@ -82,6 +82,27 @@ def test_target_is_only_replaced_when_the_block_succeeds(tmp_path):
     assert leftovers(tmp_path, keep={"data.bin"}) == []
 
 
+# Issue 25 #15: paths.model=/dev/null/x.npz ended in a traceback (FileExistsError:
+# [Errno 17] File exists: '/dev/null').
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("/dev/null/x.npz", "/dev/null is not a folder"),
+        ("a-file/x.json", "a-file is not a folder"),
+        ("a-folder", "Is a directory"),
+    ],
+)
+def test_a_path_that_cannot_be_written_is_named_with_the_reason(tmp_path, where, reason):
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "a-folder").mkdir()
+    target = where if where.startswith("/") else tmp_path / where
+    reason = reason if where.startswith("/") else reason.replace("a-", f"{tmp_path}/a-")
+    with pytest.raises(ArtifactError) as refused:
+        files.write_bytes(target, b"payload")
+    assert str(refused.value) == f"{target}: cannot be written ({reason})."
+    assert leftovers(tmp_path, keep={"a-file", "a-folder"}) == []
+
+
 def test_an_npz_is_the_same_bytes_for_the_same_arrays(tmp_path):
     """What makes a DVC output reproducible: no timestamp in numpy's zip entries."""
     files.write_npz(tmp_path / "a.npz", X=np.arange(6.0), y=np.arange(3))

@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from digits_nn.config import parse
-from digits_nn.errors import ConfigError
+from digits_nn.errors import ArtifactError, ConfigError
 from digits_nn.pipeline import app
 from helpers import compose_config, hydra_job
 
@@ -106,3 +106,12 @@ def test_validation_rows_this_split_cannot_give_are_refused_before_any_work(
         " Allowed: 0, or a smaller data.test_size."
     )
     assert list(tmp_path.iterdir()) == []  # no params.yaml, no output
+
+
+# Issue 25 #15: the command the review ran, in process: a traceback, exit 1.
+def test_an_output_path_that_cannot_be_written_fails_in_one_line(tmp_path: Path) -> None:
+    raw = {"paths": {"model": "/dev/null/x.npz"}, "train": {"iterations": 2}}
+    cfg = parse({**raw, "tracking": {"enabled": False}})
+    with pytest.raises(ArtifactError) as refused:
+        app.run(cfg, app.RunPlace(tmp_path, []))
+    assert str(refused.value) == "/dev/null/x.npz: cannot be written (/dev/null is not a folder)."
