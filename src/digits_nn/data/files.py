@@ -1,9 +1,10 @@
 """Files, written whole or not at all and read with checks.
 
-Every write goes to a temporary file in the target's folder and is then renamed into
-place, so a killed process leaves the previous file or none, never half of one. Every
-npz is read with ``allow_pickle=False`` and checked against the names, shapes and
-dtypes its reader promises; a problem raises :class:`ArtifactError` naming the file.
+Every write goes to a temporary file in the target's folder, is synced to the disk, and
+is then renamed into place (the folder synced too), so a killed process or a power cut
+leaves the previous file or the new one, never half of one. Every npz is read with
+``allow_pickle=False`` and checked against the names, shapes and dtypes its reader
+promises; a problem raises :class:`ArtifactError` naming the file.
 """
 
 from __future__ import annotations
@@ -44,10 +45,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             # would.
             os.chmod(tmp, 0o666 & ~_UMASK)
             yield Path(tmp)
+            # The bytes reach the disk before the new name points at them, and the rename
+            # itself after: a power cut leaves the previous file or the whole new one.
+            _sync(tmp)
             os.replace(tmp, path)
+            _sync(path.parent, os.O_DIRECTORY)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _sync(path: str | Path, flags: int = 0) -> None:
+    """fsync a file, or with ``os.O_DIRECTORY`` a folder (its entries: a rename)."""
+    fd = os.open(path, os.O_RDONLY | flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -72,6 +72,30 @@ def test_failed_first_write_leaves_nothing(tmp_path):
     assert list(target.parent.iterdir()) == []
 
 
+# Issue 25, "also check": the rename came without an fsync, so after a power cut the
+# new name could point at a file whose bytes never reached the disk, or the rename
+# itself be lost.
+def test_a_write_reaches_the_disk_before_its_rename_and_the_rename_after(tmp_path, monkeypatch):
+    calls = []
+    fsync, replace = os.fsync, os.replace
+
+    def spy_fsync(fd):
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def spy_replace(source, target):
+        calls.append(("replace", str(target)))
+        replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    monkeypatch.setattr(os, "replace", spy_replace)
+    target = tmp_path / "metrics.json"
+    files.write_json(target, {"a": 1})
+    [(_, synced_file), *rest] = calls
+    assert synced_file.startswith(f"{tmp_path}/.metrics.json.")  # the temporary file
+    assert rest == [("replace", str(target)), ("fsync", str(tmp_path))]
+
+
 def test_target_is_only_replaced_when_the_block_succeeds(tmp_path):
     target = tmp_path / "data.bin"
     target.write_bytes(b"old")
