@@ -55,6 +55,15 @@ class Launch:
         return [*self.members[0], *extra]
 
 
+def unique(jobs: list[list[str]]) -> list[list[str]]:
+    """The jobs, each configuration once (``seed=0,0`` lists seed 0 twice: its two jobs
+    would train into one folder), in the order first listed."""
+    kept: dict[str, list[str]] = {}
+    for overrides in jobs:
+        kept.setdefault(job_key(overrides), overrides)
+    return list(kept.values())
+
+
 def plan(jobs: list[list[str]], done: set[str], share_budgets: bool) -> list[Launch]:
     """The launches that train every configuration whose key is not in ``done``.
 

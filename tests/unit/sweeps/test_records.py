@@ -79,3 +79,36 @@ def test_a_search_keeps_every_trials_record_under_its_number(tmp_path: Path) -> 
     launcher.launch([["seed=2"]], initial_job_idx=2)
     assert records.read_jobs(tmp_path) == ["0", "1", "2"]
     assert [r["status"] for r in records.sweep_records(tmp_path)] == ["FINISHED"] * 3
+
+
+# Issue 25 #2: a record is reused only for the configuration and the store that made it.
+def test_a_finished_record_stands_only_for_its_configuration_and_a_run_the_store_holds(
+    store,
+) -> None:
+    from digits_nn.config import flatten, parse
+
+    params = flatten(parse({"seed": 1}))
+    client = store.client
+
+    def run(status: str, experiment: str | None = None) -> str:
+        run_id = client.create_run(experiment or store.experiment_id).info.run_id
+        client.set_terminated(run_id, status=status)
+        return run_id
+
+    finished = {"key": "seed=1", "status": "FINISHED", "params": params, "run_id": run("FINISHED")}
+    assert records.stale(finished, params, store) is None
+    assert records.stale({**finished, "run_id": None}, params, None) is None  # tracking off
+    other = flatten(parse({"seed": 1, "train": {"alpha": 0.5}}))
+    assert records.stale(finished, other, store) == (
+        "their records were made with another configuration (train.alpha: 0.25 -> 0.5)"
+    )
+    elsewhere = client.create_experiment("elsewhere")
+    for run_id in ("0" * 32, None, run("FINISHED", elsewhere)):
+        reason = records.stale({**finished, "run_id": run_id}, params, store)
+        assert reason == f"their runs are not in the store this sweep records to ({store.uri})"
+    killed = run("KILLED")
+    deleted = run("FINISHED")
+    client.delete_run(deleted)
+    for run_id in (killed, deleted):
+        reason = records.stale({**finished, "run_id": run_id}, params, store)
+        assert reason is not None and reason.endswith(f"or deleted in {store.uri}")
