@@ -15,6 +15,7 @@ Such configurations are not shared (:func:`can_share`); each budget trains apart
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from digits_nn.config import Config
@@ -42,6 +43,9 @@ class SharedTraining:
     results: dict[int, TrainingResult]  # budget -> what a standalone run of it returns
     accuracy: dict[int, float]  # test accuracy at every checkpoint of any budget
     every: int  # tracking.accuracy_every
+    # budget -> seconds the training took to reach it (a standalone run's training time);
+    # the largest budget's, or the point of a divergence, under ``largest``
+    seconds: dict[int, float] = field(default_factory=dict)
     diverged: TrainingDiverged | None = None  # the longer training's own divergence
     # budget -> the divergence a standalone run of it ends with, where its last update
     # left non-finite weights (the longer training goes on, to fail at its next cost)
@@ -55,6 +59,10 @@ class SharedTraining:
             assert self.diverged is not None
             raise self.diverged
         return self.results[budget]
+
+    def training_seconds(self, budget: int) -> float:
+        """How long the training took to reach ``budget`` (or to end, if it did first)."""
+        return self.seconds.get(budget, self.seconds[self.largest])
 
     def accuracy_curve(self, budget: int) -> dict[int, float]:
         """The test-accuracy points a standalone run of ``budget`` records."""
@@ -81,8 +89,10 @@ def train_to_largest(
             accuracy[iteration] = accuracy_on_test(network, data.split)
         if iteration in smaller:
             snapshots[iteration] = network.copy()
+            shared.seconds[iteration] = time.perf_counter() - started
 
     shared = SharedTraining(largest, {}, accuracy, every)
+    started = time.perf_counter()
     try:
         full = fit(cfg, data, Watch(every=1, checkpoint=at_each_iteration))
     except TrainingDiverged as error:
@@ -92,6 +102,7 @@ def train_to_largest(
         shared.results[largest] = full
         cost, classic = full.cost_curve, full.classic_cost_curve
         validation = full.validation_cost_curve
+    shared.seconds[largest] = time.perf_counter() - started
     rows = _validation_rows(cfg, data)
     for budget, network in snapshots.items():
         try:  # as a standalone run of this budget checks the weights it ends with

@@ -99,6 +99,11 @@ def run_with_budgets(job: Job, smaller: list[int]) -> list[dict[str, Any]]:
     shared = _train_shared(jobs) if len(jobs) > 1 else None
     records = []
     for member in jobs:
+        # Each budget's duration is its own: the shared training up to its budget (what
+        # a standalone run would have trained), then its own recording, not the others'.
+        member.started = time.perf_counter()
+        if shared is not None:
+            member.started -= shared.training_seconds(config.parse(member.raw).train.iterations)
         record = _run_in_sweep(member, sweep_parent_run(), shared)
         if shared is not None:
             record["shared_training"] = job.key

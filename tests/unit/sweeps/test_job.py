@@ -9,7 +9,7 @@ import pytest
 
 from digits_nn.sweeps import job
 from digits_nn.sweeps.protocol import Objective
-from helpers import hydra_job
+from helpers import hydra_job, quick_outcome
 
 
 # Issue 15, mutation 9: choosing on the test rows would leak them into the choice.
@@ -57,3 +57,26 @@ def test_budgets_whose_split_cannot_give_validation_rows_each_fail_with_the_refu
         records = job.run_with_budgets(job.Job(cfg, overrides, tmp_path / "a"), [3])
     assert [r["status"] for r in records] == ["FAILED", "FAILED"]
     assert all("drawn per digit" in r["error"] for r in records)
+
+
+# Issue 25 #13: each smaller budget's duration_s included the recording of the budgets
+# recorded before it (and every budget the whole shared training).
+def test_a_shared_budgets_duration_is_its_own_training_and_recording(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from digits_nn.pipeline import app
+
+    def recording_takes_half_a_second(cfg, place, train=None):
+        time.sleep(0.5)
+        return quick_outcome(cfg, place)
+
+    monkeypatch.setattr(app, "run", recording_takes_half_a_second)
+    overrides = ["train.iterations=30", "tracking.enabled=false"]
+    with hydra_job(tmp_path / "a", *overrides, multirun=True) as cfg:
+        shared_job = job.Job(cfg, overrides, tmp_path / "a")
+        records = job.run_with_budgets(shared_job, [20, 10])
+    assert [r["shared_training"] for r in records] == [shared_job.key] * 3
+    # Three recordings of 0.5 s each: a budget's own is in its duration, the others' not.
+    assert all(0.5 <= r["duration_s"] < 0.95 for r in records), records
