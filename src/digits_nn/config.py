@@ -41,6 +41,9 @@ CONDITIONAL_TRAIN_KEYS: dict[str, tuple[str, str]] = {
     "decay": ("schedule", "inverse_time"),
 }
 DEFAULT_MOMENTUM = 0.9
+# The classic network's one hidden layer: what an unset model.hidden_size means where it
+# acts (model.hidden_sizes unset). Where model.hidden_sizes is set it must stay unset.
+DEFAULT_HIDDEN_SIZE = 30
 
 
 @dataclass
@@ -50,8 +53,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    hidden_size: int = 30
     # OmegaConf 2.3 understands typing.Optional, not the `X | None` spelling.
+    hidden_size: Optional[int] = None  # noqa: UP045 - DEFAULT_HIDDEN_SIZE where it acts
     hidden_sizes: Optional[list[int]] = None  # noqa: UP045
     activation: str = "sigmoid"
     output: str = "sigmoid"
@@ -59,8 +62,10 @@ class ModelConfig:
 
     def layer_sizes(self) -> list[int]:
         """Pixels in, one node per digit out, the hidden layers between."""
-        hidden = list(self.hidden_sizes) if self.hidden_sizes is not None else [self.hidden_size]
-        return [N_PIXELS, *hidden, N_CLASSES]
+        if self.hidden_sizes is not None:
+            return [N_PIXELS, *self.hidden_sizes, N_CLASSES]
+        hidden = DEFAULT_HIDDEN_SIZE if self.hidden_size is None else self.hidden_size
+        return [N_PIXELS, hidden, N_CLASSES]
 
 
 @dataclass
@@ -128,6 +133,8 @@ def parse(raw: Mapping[str, Any] | DictConfig) -> Config:
     errors = list(_range_errors(config))
     if errors:
         raise ConfigError("\n".join(errors))
+    if config.model.hidden_sizes is None and config.model.hidden_size is None:
+        config.model.hidden_size = DEFAULT_HIDDEN_SIZE  # the one hidden layer's width
     if config.train.optimizer == "momentum":
         # What takes effect when momentum is chosen without its coefficients.
         if config.train.momentum is None:
@@ -169,7 +176,7 @@ def flatten(config: Config) -> dict[str, Any]:
         else:
             yield prefix[:-1], node
 
-    inert = {f"train.{key}" for key in CONDITIONAL_TRAIN_KEYS}
+    inert = {f"train.{key}" for key in CONDITIONAL_TRAIN_KEYS} | {"model.hidden_size"}
     return {key: value for key, value in walk(config, "") if value is not None or key not in inert}
 
 
@@ -188,9 +195,16 @@ def _range_errors(config: Config) -> Iterator[str]:
             f"a share of the {N_ROWS} rows leaving at least one row per class ({N_CLASSES})"
             f" both to test and to train on: {_shares_leaving_a_row_per_class(N_ROWS)}",
         )
-    if config.model.hidden_size < 1:
+    if config.model.hidden_size is not None and config.model.hidden_size < 1:
         yield bad("model.hidden_size", config.model.hidden_size, "a whole number >= 1")
     sizes = config.model.hidden_sizes
+    if sizes is not None and config.model.hidden_size is not None:
+        yield bad(
+            "model.hidden_size",
+            config.model.hidden_size,
+            f"null when model.hidden_sizes is set (the hidden layers are {sizes};"
+            " it would have no effect)",
+        )
     # OmegaConf checks a list[int]'s scalar items but lets a nested list or mapping pass.
     whole = sizes is None or all(isinstance(s, int) and not isinstance(s, bool) for s in sizes)
     if sizes is not None and (len(sizes) == 0 or not whole or min(sizes) < 1):

@@ -11,7 +11,7 @@ from digits_nn.data import steps
 from digits_nn.data.digits import N_ROWS
 from digits_nn.errors import ConfigError
 from digits_nn.pipeline.prepared import prepare
-from helpers import ROOT
+from helpers import ROOT, task_config
 
 
 def test_empty_mapping_gives_the_classic_defaults():
@@ -29,9 +29,27 @@ def test_empty_mapping_gives_the_classic_defaults():
 
 
 def test_hidden_sizes_replace_hidden_size():
-    cfg = config.parse({"model": {"hidden_sizes": [100, 50], "hidden_size": 7}})
-    assert cfg.model.layer_sizes() == [64, 100, 50, 10]
+    cfg = config.parse({"model": {"hidden_sizes": [100, 50]}})
+    assert cfg.model.layer_sizes() == [64, 100, 50, 10] and cfg.model.hidden_size is None
+    assert "model.hidden_size" not in config.flatten(cfg)  # it took no effect
     assert config.parse({"model": {"hidden_size": 7}}).model.layer_sizes() == [64, 7, 10]
+    assert config.parse({"model": {"hidden_size": None}}).model.hidden_size == 30
+
+
+# Issue 25 #10: model.hidden_size was accepted, logged and drawn as a heatmap axis where
+# model.hidden_sizes overrides it (two identical 64-50-10 trainings labelled 10 and 30).
+def test_setting_hidden_size_where_hidden_sizes_replaces_it_is_refused() -> None:
+    with pytest.raises(ConfigError) as refused:
+        config.parse({"model": {"hidden_sizes": [50], "hidden_size": 10}})
+    assert str(refused.value) == (
+        "model.hidden_size=10 is not allowed: null when model.hidden_sizes is set (the"
+        " hidden layers are [50]; it would have no effect)."
+    )
+    # conf/ leaves it unset, so the command line sets either one alone, or both.
+    assert config.parse(task_config("model.hidden_sizes=[64,50]")).model.hidden_size is None
+    assert config.parse(task_config("model.hidden_size=10")).model.layer_sizes()[1] == 10
+    with pytest.raises(ConfigError, match="^model.hidden_size=10 is not allowed"):
+        config.parse(task_config("model.hidden_size=10", "model.hidden_sizes=[50]"))
 
 
 def test_valid_overrides_are_kept():

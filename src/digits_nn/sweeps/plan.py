@@ -12,6 +12,7 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from digits_nn.config import DEFAULT_HIDDEN_SIZE
 from digits_nn.data.digits import N_CLASSES
 from digits_nn.sweeps.protocol import BUDGET_KEY, BUDGETS_ENV, job_key
 
@@ -107,7 +108,9 @@ def work(overrides: Sequence[str], defaults: Mapping[str, Any]) -> float:
     for override in OverridesParser.create().parse_overrides(own):
         values[override.key_or_group] = override.value()
     try:
-        widths = values.get("model.hidden_sizes") or [values.get("model.hidden_size")]
+        widths = values.get("model.hidden_sizes") or [
+            values.get("model.hidden_size") or DEFAULT_HIDDEN_SIZE
+        ]
         return float(values["train.iterations"]) * (sum(map(float, widths)) + N_CLASSES)
     except (KeyError, TypeError, ValueError):
         return 0.0
