@@ -48,7 +48,7 @@ def test_setting_hidden_size_where_hidden_sizes_replaces_it_is_refused() -> None
     # conf/ leaves it unset, so the command line sets either one alone, or both.
     assert config.parse(task_config("model.hidden_sizes=[64,50]")).model.hidden_size is None
     assert config.parse(task_config("model.hidden_size=10")).model.layer_sizes()[1] == 10
-    with pytest.raises(ConfigError, match="^model.hidden_size=10 is not allowed"):
+    with pytest.raises(ConfigError, match=r"^model\.hidden_size=10 is not allowed"):
         config.parse(task_config("model.hidden_size=10", "model.hidden_sizes=[50]"))
 
 

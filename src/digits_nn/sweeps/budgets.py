@@ -22,9 +22,8 @@ from digits_nn.config import Config
 from digits_nn.core import trainer
 from digits_nn.core.network import Network
 from digits_nn.core.training import TrainingResult, Watch, check_final_weights, is_checkpoint
-from digits_nn.data.steps import validation_rows
 from digits_nn.errors import TrainingDiverged
-from digits_nn.pipeline.fit import accuracy_on_test, fit
+from digits_nn.pipeline.fit import accuracy_on_test, fit, validation_set
 from digits_nn.pipeline.prepared import PreparedData
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ def train_to_largest(
         cost, classic = full.cost_curve, full.classic_cost_curve
         validation = full.validation_cost_curve
     shared.seconds[largest] = time.perf_counter() - started
-    rows = _validation_rows(cfg, data)
+    rows = validation_set(cfg, data)
     for budget, network in snapshots.items():
         try:  # as a standalone run of this budget checks the weights it ends with
             check_final_weights(network, cost[:budget], classic[:budget], cfg.train.alpha)
@@ -119,13 +118,3 @@ def train_to_largest(
             None if rows is None else trainer.accuracy(network, rows),
         )
     return shared
-
-
-def _validation_rows(cfg: Config, data: PreparedData) -> trainer.Rows | None:
-    """The validation rows exactly as the training carved them (seeded), if any."""
-    if cfg.train.validation_size == 0.0:
-        return None
-    dtype = cfg.train.dtype
-    _, held = validation_rows(data.split.y_train, cfg.train.validation_size, cfg.seed)
-    X = data.split.X_train[held].astype(dtype, copy=False)
-    return trainer.Rows(X, data.onehot.Y_train[held].astype(dtype, copy=False))
