@@ -8,7 +8,7 @@ from digits_nn.data import artifacts
 from digits_nn.pipeline import provenance
 from digits_nn.pipeline.prepared import PreparedData, check_split
 from digits_nn.pipeline.recording import RunData, new_run
-from digits_nn.pipeline.steps import RunContext, train_and_record
+from digits_nn.pipeline.steps import RunContext, hand_over, train_and_record
 from digits_nn.tracking.store import open_store
 
 
@@ -23,6 +23,7 @@ def main(cfg: Config) -> None:
     with new_run(store, cfg, run_data) as run:
         ctx = RunContext(cfg, run, cfg.paths, Path(PARAMS_FILE), interactive())
         train_and_record(ctx, PreparedData(scaled, split, onehot))
+    hand_over(cfg.paths, run)  # the evaluate stage records into this same run
 
 
 if __name__ == "__main__":
