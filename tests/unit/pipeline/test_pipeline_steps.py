@@ -163,3 +163,19 @@ def test_the_evaluate_stage_records_into_the_run_the_train_stage_handed_over(
     assert evaluated() not in (None, trained.run_id, own)
     assert f"the train stage's run {'0' * 32} is not in {store.uri}" in caplog.text
     assert steps.handover_file(paths).name == ".model.npz.run.json"  # git-ignored with models/
+
+
+def test_a_tracked_training_logs_its_test_accuracy_every_accuracy_every_iterations(
+    store, tmp_path
+) -> None:
+    from digits_nn.pipeline.fit import accuracy_on_test, fit
+
+    cfg = parse({"train": {"iterations": 7}, "tracking": {"accuracy_every": 3}})
+    data = prepare(cfg)
+    expected: dict[int, float] = {}
+    fit(cfg, data, Watch(3, lambda i, net: expected.update({i: accuracy_on_test(net, data.split)})))
+    with new_run(store, cfg, tiny_run_data()) as run:
+        train_and_record(RunContext(cfg, run, cfg.paths.under(tmp_path)), data)
+    history = store.client.get_metric_history(run.run_id, "test_accuracy_curve")
+    assert {m.step: m.value for m in history} == expected
+    assert sorted(expected) == [3, 6, 7]

@@ -26,8 +26,10 @@ def test_a_uri_with_credentials_reaches_no_param_tag_or_logged_file(tmp_path: Pa
         recording.record_config(run, cfg, params_file)
         run.params({"store": URI})
         run.tag("store", URI)
+        store.client.log_param(run.run_id, "server", URI)
     logged = store.client.get_run(run.run_id)
     assert logged.data.params["store"] == "http://alice:***@127.0.0.1:5999"
+    assert logged.data.params["server"] == "http://alice:***@127.0.0.1:5999"
     assert logged.data.tags["store"] == "http://alice:***@127.0.0.1:5999"
     assert logged.data.tags["error"] == "cannot reach http://alice:***@127.0.0.1:5999"
     assert SECRET not in str(logged.data.params) + str(logged.data.tags)
