@@ -209,8 +209,7 @@ def write_report(mutants: list[Mutant], explained: dict[str, str]) -> list[str]:
     if unreached:
         lines += [
             "`no fast test`: no test of the fast suite reaches these functions, so mutmut cannot",
-            "test their mutants. The slow end-to-end tests run them (the sweep's Hydra callback",
-            "and its MLflow parent run need a real sweep); mutants per function:",
+            "test their mutants, and each counts as unexplained; mutants per function:",
             "",
             *[f"- `{name}`: {n}" for name, n in unreached.most_common()],
             "",
