@@ -79,7 +79,7 @@ def reusable(
     if done:
         log.info("resuming: %d of %d configurations already finished", len(done), len(jobs))
     for reason, count in retrained.items():
-        log.warning("%d finished configuration(s) trained again: %s", count, redact(reason))
+        log.warning("%d finished configuration(s) trained again: %s", count, reason)
     return done
 
 
@@ -98,9 +98,9 @@ def stale(record: dict[str, Any], params: dict[str, Any], store: Store | None) -
     except Exception:  # no run id, or one the store does not hold
         run = None
     if run is None or run.info.experiment_id != store.experiment_id:
-        return f"their runs are not in the store this sweep records to ({store.uri})"
+        return f"their runs are not in the store this sweep records to ({redact(store.uri)})"
     if run.info.status != "FINISHED" or run.info.lifecycle_stage != "active":
-        return f"their runs are {run.info.status.lower()} or deleted in {store.uri}"
+        return f"their runs are {run.info.status.lower()} or deleted in {redact(store.uri)}"
     return None
 
 

@@ -3,6 +3,7 @@ summary's list of exactly this sweep's configurations."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -112,3 +113,8 @@ def test_a_finished_record_stands_only_for_its_configuration_and_a_run_the_store
     for run_id in (killed, deleted):
         reason = records.stale({**finished, "run_id": run_id}, params, store)
         assert reason is not None and reason.endswith(f"or deleted in {store.uri}")
+    # The store's URI, credentials hidden (MLFLOW_TRACKING_URI may carry them).
+    elsewhere_store = dataclasses.replace(store, uri="http://alice:pw@127.0.0.1:5000")
+    assert records.stale({**finished, "run_id": None}, params, elsewhere_store) == (
+        "their runs are not in the store this sweep records to (http://alice:***@127.0.0.1:5000)"
+    )
