@@ -2,15 +2,13 @@
 
 from digits_nn.cli import stage
 from digits_nn.config import Config
-from digits_nn.core.training import TrainingResult
 from digits_nn.data import artifacts, steps
 from digits_nn.data.model_file import read_model
 from digits_nn.pipeline import provenance
-from digits_nn.pipeline.outputs import read_cost_curve
+from digits_nn.pipeline.outputs import read_training
 from digits_nn.pipeline.prepared import PreparedData
-from digits_nn.pipeline.recording import RunData, new_run, reopened_run
-from digits_nn.pipeline.steps import RunContext, evaluate_and_record
-from digits_nn.tracking.runs import find_run
+from digits_nn.pipeline.recording import RunData
+from digits_nn.pipeline.steps import RunContext, evaluate_and_record, run_to_evaluate
 from digits_nn.tracking.store import open_store
 
 
@@ -19,15 +17,12 @@ def main(cfg: Config) -> None:
     split = artifacts.read_split(cfg.paths.split)
     scaled = artifacts.read_scaled(cfg.paths.scaled)
     network = read_model(cfg.paths.model, n_inputs=split.X_test.shape[1])
-    result = TrainingResult(network, *read_cost_curve(cfg.paths.cost))
+    # Evaluation reads no targets file: its labels are the split's own.
+    data = PreparedData(scaled, split, steps.one_hot_split(split))
+    result = read_training(cfg, network, data)
     store = open_store(cfg.tracking)
-    # The train stage tagged its run with the model's md5: evaluate that same run.
-    run_id = store and find_run(store, "model_md5", provenance.md5(cfg.paths.model))
     run_data = RunData(split, provenance.md5(cfg.paths.split), cfg.paths.split)
-    opened = reopened_run(store, run_id) if run_id else new_run(store, cfg, run_data)
-    with opened as run:
-        # Evaluation reads no targets file: its labels are the split's own.
-        data = PreparedData(scaled, split, steps.one_hot_split(split))
+    with run_to_evaluate(store, cfg, run_data) as run:
         evaluate_and_record(RunContext(cfg, run, cfg.paths), result, data)
 
 

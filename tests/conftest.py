@@ -88,6 +88,20 @@ def store_root(tmp_path: Path, migrated_store: Path) -> Path:
 
 
 @pytest.fixture
+def sweep_root(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``store_root`` as the folder a sweep runs in (its store, artifacts and sweep
+    directories there), for an in-process ``helpers.multirun``; the sweep's jobs record
+    in no time (``helpers.quick_outcome``)."""
+    from digits_nn.pipeline import app
+    from helpers import quick_outcome
+
+    monkeypatch.chdir(store_root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store_root / 'mlflow.db'}")
+    monkeypatch.setattr(app, "run", lambda cfg, place, train=None: quick_outcome(cfg, place))
+    return store_root
+
+
+@pytest.fixture
 def store(store_root: Path, monkeypatch: pytest.MonkeyPatch):
     """The ``digits-nn`` experiment of a fresh store in ``store_root`` (its artifacts
     there too)."""

@@ -207,6 +207,38 @@ def hydra_job(output_dir: Path, *overrides: str, multirun: bool = False) -> Iter
         HydraConfig.instance().cfg = None
 
 
+def multirun(*overrides: str, task: Any, conf: Path = ROOT / "conf") -> Any:
+    """``pipelines/run.py -m <overrides>`` in this process, with ``task`` as the task
+    function (``digits_nn.sweeps.job.run``): Hydra's own multirun, with the project's
+    callbacks, sweeper and launcher. ``conf``: another copy of conf/, to change it."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        hydra = GlobalHydra.instance().hydra
+        assert hydra is not None
+        return hydra.multirun("config", task, list(overrides), with_log_configuration=False)
+
+
+def quick_outcome(cfg, place) -> Any:
+    """What ``digits_nn.pipeline.app.run`` returns, without the training: a real run in
+    the store, placed and tagged as a job's is, FINISHED, with accuracies made from the
+    seed and alpha (the validation one when there are validation rows)."""
+    from digits_nn.pipeline.app import Outcome
+    from digits_nn.tracking import runs
+    from digits_nn.tracking.store import open_store
+
+    store = open_store(cfg.tracking)
+    run_id = None
+    if store is not None:
+        tags = {"overrides": " ".join(place.overrides), **place.tags}
+        with runs.run(store, name=f"quick {place.overrides}", tags=tags) as logged:
+            run_id = logged.run_id
+    test = 0.5 + cfg.seed / 100 + cfg.train.alpha / 10
+    validation = test - 0.01 if cfg.train.validation_size else None
+    return Outcome(cfg, test, validation, run_id, np.array([1.0, 0.5]))
+
+
 # ---- configs -----------------------------------------------------------------------------
 
 # The follow-ups' options, small enough for the fast suite: relu and softmax, momentum on

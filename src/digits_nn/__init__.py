@@ -9,9 +9,10 @@ The packages, by role (each one's docstring says what it owns and may import):
 - :mod:`digits_nn.sweeps`: both sides of a Hydra multirun;
 - :mod:`digits_nn.stack`: the local services for trying scale-out, which no run imports.
 
-And four modules everyone may use: :mod:`~digits_nn.config` (the one typed schema),
-:mod:`~digits_nn.errors`, :mod:`~digits_nn.cli` (what every entry point does around its
-work) and :mod:`~digits_nn.serving` (the served model), with the command
+And five modules everyone may use: :mod:`~digits_nn.config` (the one typed schema),
+:mod:`~digits_nn.credentials` (URIs with credentials), :mod:`~digits_nn.errors`,
+:mod:`~digits_nn.cli` (what every entry point does around its work) and
+:mod:`~digits_nn.serving` (the served model), with the command
 ``python -m digits_nn.compose``.
 """
 

@@ -20,6 +20,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from digits_nn import credentials
 from digits_nn.data.digits import N_CLASSES, N_PIXELS, N_ROWS
 from digits_nn.errors import ConfigError
 
@@ -40,6 +41,9 @@ CONDITIONAL_TRAIN_KEYS: dict[str, tuple[str, str]] = {
     "decay": ("schedule", "inverse_time"),
 }
 DEFAULT_MOMENTUM = 0.9
+# The classic network's one hidden layer: what an unset model.hidden_size means where it
+# acts (model.hidden_sizes unset). Where model.hidden_sizes is set it must stay unset.
+DEFAULT_HIDDEN_SIZE = 30
 
 
 @dataclass
@@ -49,8 +53,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    hidden_size: int = 30
     # OmegaConf 2.3 understands typing.Optional, not the `X | None` spelling.
+    hidden_size: Optional[int] = None  # noqa: UP045 - DEFAULT_HIDDEN_SIZE where it acts
     hidden_sizes: Optional[list[int]] = None  # noqa: UP045
     activation: str = "sigmoid"
     output: str = "sigmoid"
@@ -58,8 +62,10 @@ class ModelConfig:
 
     def layer_sizes(self) -> list[int]:
         """Pixels in, one node per digit out, the hidden layers between."""
-        hidden = list(self.hidden_sizes) if self.hidden_sizes is not None else [self.hidden_size]
-        return [N_PIXELS, *hidden, N_CLASSES]
+        if self.hidden_sizes is not None:
+            return [N_PIXELS, *self.hidden_sizes, N_CLASSES]
+        hidden = DEFAULT_HIDDEN_SIZE if self.hidden_size is None else self.hidden_size
+        return [N_PIXELS, hidden, N_CLASSES]
 
 
 @dataclass
@@ -127,6 +133,8 @@ def parse(raw: Mapping[str, Any] | DictConfig) -> Config:
     errors = list(_range_errors(config))
     if errors:
         raise ConfigError("\n".join(errors))
+    if config.model.hidden_sizes is None and config.model.hidden_size is None:
+        config.model.hidden_size = DEFAULT_HIDDEN_SIZE  # the one hidden layer's width
     if config.train.optimizer == "momentum":
         # What takes effect when momentum is chosen without its coefficients.
         if config.train.momentum is None:
@@ -168,7 +176,7 @@ def flatten(config: Config) -> dict[str, Any]:
         else:
             yield prefix[:-1], node
 
-    inert = {f"train.{key}" for key in CONDITIONAL_TRAIN_KEYS}
+    inert = {f"train.{key}" for key in CONDITIONAL_TRAIN_KEYS} | {"model.hidden_size"}
     return {key: value for key, value in walk(config, "") if value is not None or key not in inert}
 
 
@@ -180,9 +188,23 @@ def _range_errors(config: Config) -> Iterator[str]:
         yield bad("seed", config.seed, "a whole number from 0 to 2**32 - 1")
     if not (0.0 < config.data.test_size < 1.0):
         yield bad("data.test_size", config.data.test_size, "a number strictly between 0 and 1")
-    if config.model.hidden_size < 1:
+    elif not _leaves_a_row_per_class(config.data.test_size):
+        yield bad(
+            "data.test_size",
+            config.data.test_size,
+            f"a share of the {N_ROWS} rows leaving at least one row per class ({N_CLASSES})"
+            f" both to test and to train on: {_shares_leaving_a_row_per_class(N_ROWS)}",
+        )
+    if config.model.hidden_size is not None and config.model.hidden_size < 1:
         yield bad("model.hidden_size", config.model.hidden_size, "a whole number >= 1")
     sizes = config.model.hidden_sizes
+    if sizes is not None and config.model.hidden_size is not None:
+        yield bad(
+            "model.hidden_size",
+            config.model.hidden_size,
+            f"null when model.hidden_sizes is set (the hidden layers are {sizes};"
+            " it would have no effect)",
+        )
     # OmegaConf checks a list[int]'s scalar items but lets a nested list or mapping pass.
     whole = sizes is None or all(isinstance(s, int) and not isinstance(s, bool) for s in sizes)
     if sizes is not None and (len(sizes) == 0 or not whole or min(sizes) < 1):
@@ -219,7 +241,8 @@ def _range_errors(config: Config) -> Iterator[str]:
         yield bad("train.decay", train.decay, "a finite number > 0 (0 would be no decay)")
     if not (0.0 <= train.validation_size < 1.0):
         yield bad("train.validation_size", train.validation_size, "a number in [0, 1)")
-    elif train.validation_size > 0 and 0.0 < config.data.test_size < 1.0:
+    elif train.validation_size > 0 and _leaves_a_row_per_class(config.data.test_size):
+        # Checked against a valid test share only: the rows it leaves to carve from.
         yield from _validation_size_errors(train.validation_size, config.data.test_size)
     if train.patience is not None and train.patience < 1:
         yield bad(
@@ -235,6 +258,26 @@ def _range_errors(config: Config) -> Iterator[str]:
         yield bad("tracking.accuracy_every", config.tracking.accuracy_every, "a whole number >= 0")
     if not config.tracking.experiment.strip():
         yield bad("tracking.experiment", config.tracking.experiment, "a non-empty name")
+    if config.tracking.uri is not None and credentials.holds_credentials(config.tracking.uri):
+        yield credentials_message("tracking.uri", config.tracking.uri)
+
+
+def refuse_credentials(node: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` if any string in ``node`` (plain nested mappings and
+    lists: a whole config, Hydra's node and overrides included) holds a URI with
+    credentials. Whatever a run is given, Hydra copies into the run's folder."""
+    found = next(credentials.found_in(dict(node)), None)
+    if found is not None:
+        raise ConfigError(credentials_message(*found))
+
+
+def credentials_message(key: str, text: str) -> str:
+    """The one line that refuses a URI with credentials, without them."""
+    return (
+        f"{key}={credentials.redact(text)!r} is not allowed: a URI without credentials (a"
+        " password in it would be written into the run's folder and Hydra's copies of its"
+        " config). Give them in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD."
+    )
 
 
 def held_out(n: int, share: float) -> tuple[int, int]:
@@ -254,13 +297,23 @@ def _validation_size_errors(validation_size: float, test_size: float) -> Iterato
     if n_train < 2 * N_CLASSES:
         allowed = f"0, as {rows} are too few to hold out one row per class"
     else:
-        low, high = N_CLASSES / n_train, (n_train - N_CLASSES) / n_train
         allowed = (
             f"0, or a share of {rows} leaving at least one row per class ({N_CLASSES}) both"
-            f" to validate and to fit on: from {math.ceil(low * 1e4) / 1e4:g}"
-            f" to {math.floor(high * 1e4) / 1e4:g}"
+            f" to validate and to fit on: {_shares_leaving_a_row_per_class(n_train)}"
         )
     yield f"train.validation_size={validation_size!r} is not allowed: {allowed}."
+
+
+def _leaves_a_row_per_class(test_size: float) -> bool:
+    """Whether the split leaves at least one row per class on both of its sides."""
+    return 0.0 < test_size < 1.0 and min(held_out(N_ROWS, test_size)) >= N_CLASSES
+
+
+def _shares_leaving_a_row_per_class(n: int) -> str:
+    """The shares of ``n`` rows, to four places, that hold out at least one row per class
+    and keep as many."""
+    low, high = N_CLASSES / n, (n - N_CLASSES) / n
+    return f"from {math.ceil(low * 1e4) / 1e4:g} to {math.floor(high * 1e4) / 1e4:g}"
 
 
 def _conditional_errors(train: TrainConfig) -> Iterator[str]:

@@ -165,6 +165,8 @@ def test_changing_alpha_reruns_only_train_and_evaluate(reproduced: Path) -> None
         ("data.test_size=1.5", "data.test_size", "between 0 and 1"),
         ("+train.warmup=5", "train.warmup", "Allowed keys"),
         ("train.warmup=5", "train.warmup", "+train.warmup"),
+        # Issue 25 #5: valid alone, but its training rows hold one row of a digit.
+        ("data.test_size=0.98 train.validation_size=0.3", "train.validation_size", "per digit"),
     ],
 )
 def test_bad_override_is_refused_and_nothing_is_lost(
@@ -172,7 +174,8 @@ def test_bad_override_is_refused_and_nothing_is_lost(
 ) -> None:
     before = {name: md5(reproduced / name) for name in ALL_OUTPUTS}
     runs_before = len(all_runs(reproduced))
-    result = dvc("exp", "run", "-S", override, cwd=reproduced, check=False)
+    settings = [arg for one in override.split() for arg in ("-S", one)]
+    result = dvc("exp", "run", *settings, cwd=reproduced, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert key in output and allowed in output
@@ -182,7 +185,56 @@ def test_bad_override_is_refused_and_nothing_is_lost(
     )  # refused before any work (fit logs "training 64-30-10 ...")
     assert len(all_runs(reproduced)) == runs_before
     assert all(r.info.status != "RUNNING" for r in all_runs(reproduced))
-    # DVC deleted the outputs of the refused stage; the cache gives them back.
-    run(["git", "checkout", "--", "params.yaml"], cwd=reproduced)
+    # DVC deleted the outputs of the refused stage, and recorded those of the stages that
+    # ran before it; the cache gives them all back.
+    run(["git", "checkout", "--", "params.yaml", "dvc.lock"], cwd=reproduced)
     dvc("checkout", cwd=reproduced)
     assert {name: md5(reproduced / name) for name in ALL_OUTPUTS} == before
+
+
+# Issue 25 #9: the evaluate stage took the newest run with the model's md5: after a
+# pipelines/run.py run of the same config, its metrics and files landed on that run.
+def test_evaluate_records_into_the_train_stages_run_whatever_ran_since(reproduced: Path) -> None:
+    from helpers import run_app
+
+    [trained] = all_runs(reproduced)
+    run_app(reproduced, "hydra.run.dir=outputs/same-config")  # the same model, newer
+    [newer] = [r for r in all_runs(reproduced) if r.info.run_id != trained.info.run_id]
+    assert newer.data.tags["model_md5"] == trained.data.tags["model_md5"]
+    lock = (reproduced / "dvc.lock").read_text()
+    dvc("repro", "--force", "--single-item", "evaluate", cwd=reproduced)
+    client = client_for(reproduced)
+    assert len(client.get_metric_history(trained.info.run_id, "test_accuracy")) == 2
+    assert len(client.get_metric_history(newer.info.run_id, "test_accuracy")) == 1
+    # Without the handover (say, train's outputs checked out from the cache): a run of
+    # evaluate's own, and the log says why.
+    (reproduced / "models/.model.npz.run.json").unlink()
+    result = dvc("repro", "--force", "--single-item", "evaluate", cwd=reproduced)
+    assert "evaluate records into a run of its own: the train stage handed over no run" in (
+        result.stdout + result.stderr
+    )
+    assert len(all_runs(reproduced)) == 3
+    assert len(client.get_metric_history(trained.info.run_id, "test_accuracy")) == 2
+    assert (reproduced / "dvc.lock").read_text() == lock  # the run id is in no tracked file
+    # The train stage's handover is where git ignores it.
+    run(["git", "check-ignore", "-q", "models/.model.npz.run.json"], cwd=reproduced)
+
+
+# Issue 25 #7: with validation rows, metrics.json held only the test and train figures.
+def test_an_experiment_with_validation_rows_can_be_chosen_on_them(reproduced: Path) -> None:
+    settings = ["train.validation_size=0.15", "train.patience=5", "train.iterations=300"]
+    dvc("exp", "run", *[arg for s in settings for arg in ("-S", s)], cwd=reproduced)
+    metrics = json.loads((reproduced / "reports/metrics.json").read_text())
+    assert set(metrics) == {
+        "test_accuracy",
+        "train_accuracy",
+        "final_cost",
+        "validation_accuracy",
+        "best_iteration",
+    }
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=reproduced).stdout)
+    assert "validation_accuracy" in json.dumps(shown)
+    newest = all_runs(reproduced)[0]  # the train stage's run, evaluated in place
+    assert newest.data.metrics["validation_accuracy"] == metrics["validation_accuracy"]
+    assert newest.data.metrics["best_iteration"] == metrics["best_iteration"]
+    assert newest.data.metrics["test_accuracy"] == metrics["test_accuracy"]

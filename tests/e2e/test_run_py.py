@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import ROOT, mlflow_runs, run_app
+from helpers import ROOT, mlflow_runs, run_app, search_runs
 
 
 def test_run_py_gives_the_same_metrics_as_dvc_repro(reproduced: Path) -> None:
@@ -58,3 +58,56 @@ def test_train_accuracy_in_the_metrics_is_on_the_rows_trained_on(tmp_path: Path)
     on_all = float(np.mean(predict(network, split.X_train) == split.y_train))
     assert on_fit != on_all  # else this test could not tell them apart
     assert metrics["train_accuracy"] == on_fit
+
+
+SECRET = "s3c@ret-do-not-write"  # an '@' in it, as issue 25 #3 found
+
+
+def files_holding(folder: Path, text: str) -> list[str]:
+    return [
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and ".git" not in p.parts and text.encode() in p.read_bytes()
+    ]
+
+
+# Issue 21 (secrets in run folders) and issue 25 #1: a password in tracking.uri reached
+# the run's params.yaml and Hydra's .hydra/{overrides,config,hydra}.yaml, and a sweep's
+# job keys (folder names, sweep_job tags, summaries and its console lines).
+@pytest.mark.parametrize("multirun", [False, True], ids=["run", "sweep"])
+def test_a_uri_with_credentials_is_refused_before_any_file_is_written(
+    clone: Path, multirun: bool
+) -> None:
+    uri = f"http://alice:{SECRET}@127.0.0.1:9"
+    where = ["-m", "seed=0,1", "hydra.sweep.dir=out"] if multirun else ["hydra.run.dir=out"]
+    before = files_holding(clone, SECRET)  # this test file, in the clone
+    result = run_app(clone, *where, "train.iterations=5", f"tracking.uri='{uri}'", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    [line] = output.strip().splitlines()
+    assert "tracking.uri='http://alice:***@127.0.0.1:9' is not allowed" in line
+    assert "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in line
+    assert not (clone / "out").exists() and not (clone / "mlflow.db").exists()
+    assert files_holding(clone, SECRET) == before and SECRET not in output
+
+
+def test_a_password_in_mlflow_tracking_uri_reaches_no_file_line_tag_or_key(
+    clone: Path, mlflow_server
+) -> None:
+    """MLFLOW_TRACKING_URI may carry credentials: a run and a sweep against a real
+    server leave them in no file of their folders, no console line, param or tag."""
+    url = mlflow_server(f"sqlite:///{clone / 'server.db'}", clone)
+    uri = url.replace("http://", f"http://alice:{SECRET}@")
+    env = {"MLFLOW_TRACKING_URI": uri}
+    single = run_app(clone, "train.iterations=5", "hydra.run.dir=out/run", **env)
+    sweep = run_app(
+        clone, "-m", "seed=0,1", "train.iterations=5", "hydra.sweep.dir=out/sweep", **env
+    )
+    assert SECRET not in single.stdout + single.stderr + sweep.stdout + sweep.stderr
+    assert (clone / "out/sweep/sweep_summary.md").is_file()
+    assert files_holding(clone / "out", SECRET) == []
+    runs = search_runs(url)
+    assert len(runs) == 4  # the run, the sweep's parent and its two jobs
+    for run_ in runs:
+        assert SECRET not in str(run_.data.params) + str(run_.data.tags)
+        assert run_.info.status == "FINISHED"

@@ -315,20 +315,33 @@ def test_a_user_cannot_write_to_another_users_experiment(stack: Stack) -> None:
 
 
 def test_credentials_in_the_tracking_uri_are_redacted_everywhere(stack: Stack) -> None:
-    """Issue 14 item 6 end to end: tracking.uri=http://digits:<password>@127.0.0.1:<port>."""
+    """Issue 14 item 6 end to end: http://digits:<password>@127.0.0.1:<port> against the
+    server's accounts. In MLFLOW_TRACKING_URI it logs, and no line, param, tag, logged
+    file or file of the run's folder holds the password; in tracking.uri it is refused
+    before Hydra writes the run's folder (issue 21: .hydra/ kept it in clear)."""
     address = stack.uri.removeprefix("http://")
     uri = f"http://digits:{stack.password}@{address}"
     out = stack.repo / "outputs" / "uri-with-password"
+    no_account = {"MLFLOW_TRACKING_USERNAME": "", "MLFLOW_TRACKING_PASSWORD": ""}
     result = stack.app(
-        "train.iterations=20", f"tracking.uri={uri}", f"hydra.run.dir={out}",
-        MLFLOW_TRACKING_URI="", MLFLOW_TRACKING_USERNAME="", MLFLOW_TRACKING_PASSWORD="",
-    )  # fmt: skip
+        "train.iterations=20", f"hydra.run.dir={out}", MLFLOW_TRACKING_URI=uri, **no_account
+    )
     assert stack.password not in result.stdout + result.stderr
     run = max(runs_of(stack), key=lambda r: r.info.start_time)
-    assert run.data.params["tracking.uri"] == f"http://digits:***@{address}"
+    assert run.info.status == "FINISHED"
     assert stack.password not in str(run.data.params) + str(run.data.tags)
     logged = stack.client().download_artifacts(run.info.run_id, "params.yaml", str(out / "dl"))
     assert stack.password not in Path(logged).read_text()
+    assert not [p for p in text_files(out) if stack.password.encode() in p.read_bytes()]
+    refused_out = stack.repo / "outputs" / "refused"
+    refused = stack.app(
+        "train.iterations=20", f"tracking.uri={uri}", f"hydra.run.dir={refused_out}",
+        check=False, MLFLOW_TRACKING_URI="", **no_account,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "MLFLOW_TRACKING_PASSWORD" in refused.stdout + refused.stderr
+    assert stack.password not in refused.stdout + refused.stderr
+    assert not refused_out.exists()
 
 
 def test_a_ray_sweep_against_the_stacks_head_logs_the_same_way(stack: Stack) -> None:

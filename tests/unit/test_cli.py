@@ -103,3 +103,35 @@ def test_progress_is_shown_only_to_a_person_at_a_terminal(monkeypatch) -> None:
     monkeypatch.delenv("DVC_STAGE")
     monkeypatch.setenv("CI", "true")
     assert not cli.interactive()
+
+
+def test_a_stage_reads_and_validates_params_yaml_before_its_work(
+    tmp_path, monkeypatch, capsys, entry_point_signals
+) -> None:
+    """What every DVC stage script is: ``cli.stage(main)``. It sets up logging, reads
+    and validates params.yaml, runs ``main`` with it, and exits 0, or 2 with one line."""
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # as in a fresh interpreter
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    seen = []
+
+    def main(cfg) -> None:
+        """Train."""
+        seen.append(cfg.train.alpha)
+
+    entry = cli.stage(main)
+    assert (entry.__name__, entry.__doc__) == ("main", "Train.")
+    (tmp_path / cli.PARAMS_FILE).write_text("train:\n  alpha: 0.5\n")
+    with pytest.raises(SystemExit) as exited:
+        entry()
+    assert exited.value.code == 0 and seen == [0.5]
+    [handler] = root.handlers
+    assert root.level == logging.INFO and handler.formatter.datefmt == "%H:%M:%S"
+    assert handler.formatter._fmt == "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+    (tmp_path / cli.PARAMS_FILE).write_text("train:\n  alpha: -1\n")
+    with pytest.raises(SystemExit) as exited:
+        entry()
+    assert exited.value.code == 2 and seen == [0.5]
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.endswith(" ERROR [digits_nn] train.alpha=-1.0 is not allowed: a finite number > 0.")

@@ -11,7 +11,7 @@ from digits_nn.data import steps
 from digits_nn.data.digits import N_ROWS
 from digits_nn.errors import ConfigError
 from digits_nn.pipeline.prepared import prepare
-from helpers import ROOT
+from helpers import ROOT, task_config
 
 
 def test_empty_mapping_gives_the_classic_defaults():
@@ -29,9 +29,27 @@ def test_empty_mapping_gives_the_classic_defaults():
 
 
 def test_hidden_sizes_replace_hidden_size():
-    cfg = config.parse({"model": {"hidden_sizes": [100, 50], "hidden_size": 7}})
-    assert cfg.model.layer_sizes() == [64, 100, 50, 10]
+    cfg = config.parse({"model": {"hidden_sizes": [100, 50]}})
+    assert cfg.model.layer_sizes() == [64, 100, 50, 10] and cfg.model.hidden_size is None
+    assert "model.hidden_size" not in config.flatten(cfg)  # it took no effect
     assert config.parse({"model": {"hidden_size": 7}}).model.layer_sizes() == [64, 7, 10]
+    assert config.parse({"model": {"hidden_size": None}}).model.hidden_size == 30
+
+
+# Issue 25 #10: model.hidden_size was accepted, logged and drawn as a heatmap axis where
+# model.hidden_sizes overrides it (two identical 64-50-10 trainings labelled 10 and 30).
+def test_setting_hidden_size_where_hidden_sizes_replaces_it_is_refused() -> None:
+    with pytest.raises(ConfigError) as refused:
+        config.parse({"model": {"hidden_sizes": [50], "hidden_size": 10}})
+    assert str(refused.value) == (
+        "model.hidden_size=10 is not allowed: null when model.hidden_sizes is set (the"
+        " hidden layers are [50]; it would have no effect)."
+    )
+    # conf/ leaves it unset, so the command line sets either one alone, or both.
+    assert config.parse(task_config("model.hidden_sizes=[64,50]")).model.hidden_size is None
+    assert config.parse(task_config("model.hidden_size=10")).model.layer_sizes()[1] == 10
+    with pytest.raises(ConfigError, match=r"^model\.hidden_size=10 is not allowed"):
+        config.parse(task_config("model.hidden_size=10", "model.hidden_sizes=[50]"))
 
 
 def test_valid_overrides_are_kept():
@@ -175,8 +193,8 @@ def test_flatten_gives_dotted_keys():
 BOUNDARIES = [
     {"seed": 0},
     {"seed": 2**32 - 1},
-    {"data": {"test_size": 1e-3}},
-    {"data": {"test_size": 0.999}},
+    {"data": {"test_size": 0.0056}},
+    {"data": {"test_size": 0.9944}},
     {"model": {"hidden_size": 1}},
     {"model": {"hidden_sizes": [1]}},
     {"train": {"alpha": 1e-300}},
@@ -201,6 +219,9 @@ def test_the_bounds_of_every_range_are_accepted(raw: dict) -> None:
 MESSAGES = [
     ({"seed": 2**32}, "seed=4294967296 is not allowed: a whole number from 0 to 2**32 - 1."),
     ({"data": {"test_size": 1.0}}, "data.test_size=1.0 is not allowed: a number strictly between 0 and 1."),
+    # Issue 25 #5: a share that leaves fewer rows than classes on one side of the split.
+    ({"data": {"test_size": 1e-300}}, "data.test_size=1e-300 is not allowed: a share of the 1797 rows leaving at least one row per class (10) both to test and to train on: from 0.0056 to 0.9944."),
+    ({"data": {"test_size": 0.999}}, "data.test_size=0.999 is not allowed: a share of the 1797 rows leaving at least one row per class (10) both to test and to train on: from 0.0056 to 0.9944."),
     ({"model": {"hidden_size": 0}}, "model.hidden_size=0 is not allowed: a whole number >= 1."),
     ({"model": {"hidden_sizes": []}}, "model.hidden_sizes=[] is not allowed: null, or a non-empty list of whole numbers >= 1."),
     ({"model": {"output": "linear"}}, "model.output='linear' is not allowed: one of sigmoid, softmax."),
@@ -322,7 +343,21 @@ def test_the_allowed_validation_sizes_are_exactly_those_that_stratify() -> None:
 
 def test_too_few_training_rows_allow_no_validation_share() -> None:
     with pytest.raises(ConfigError, match="too few to hold out one row per class"):
-        config.parse({"data": {"test_size": 0.995}, "train": {"validation_size": 0.5}})
+        config.parse({"data": {"test_size": 0.9894}, "train": {"validation_size": 0.5}})
+
+
+# Issue 25 #5: data.test_size=1e-300 left a 1-row test set and 0.999 a 1-row training set.
+def test_the_allowed_test_sizes_are_exactly_those_leaving_a_row_per_class_on_each_side() -> None:
+    scaled = steps.standardise(steps.load_digits())
+    for size in (10 / N_ROWS, (N_ROWS - 10) / N_ROWS):
+        config.parse({"data": {"test_size": size}})
+        split = steps.split(scaled.X, scaled.y, size, 0)
+        assert min(len(split.y_train), len(split.y_test)) == 10
+    for size in (9 / N_ROWS, (N_ROWS - 9) / N_ROWS):
+        split = steps.split(scaled.X, scaled.y, size, 0)
+        assert min(len(split.y_train), len(split.y_test)) == 9
+        with pytest.raises(ConfigError, match="both to test and to train on"):
+            config.parse({"data": {"test_size": size}})
 
 
 # ---- options that have no effect (review, issue 14, finding 9) ----------------------
@@ -373,3 +408,29 @@ def test_the_choices_are_the_ones_the_core_implements() -> None:
     """The schema's names and the core's tables agree, so a valid config always trains."""
     assert config.ACTIVATIONS == tuple(activations.HIDDEN) == tuple(activations.DERIVATIVES)
     assert tuple(activations.OUTPUTS) == config.OUTPUTS
+
+
+# Issue 21 (secrets in run folders) and issue 25 #1: a password in tracking.uri reached
+# the run's folder (params.yaml, Hydra's .hydra/ copies) and the sweep's job keys.
+@pytest.mark.parametrize(
+    "uri",
+    ["http://alice:s3cret@127.0.0.1:5000", "https://s3cret@host/mlflow", "http://a:s3c@ret@h"],
+)
+def test_a_tracking_uri_with_credentials_is_refused_without_repeating_them(uri: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        config.parse({"tracking": {"uri": uri}})
+    message = str(refused.value)
+    assert message.startswith("tracking.uri=") and len(message.splitlines()) == 1
+    assert "s3c" not in message and "***@" in message
+    assert "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in message
+    assert config.parse({"tracking": {"uri": "http://127.0.0.1:5000"}}).tracking.uri
+
+
+def test_credentials_anywhere_in_a_composed_config_are_refused_naming_the_key() -> None:
+    composed = {"seed": 0, "hydra": {"overrides": {"task": ["tracking.uri=http://a:pw@h,x"]}}}
+    with pytest.raises(ConfigError, match=r"^hydra\.overrides\.task\[0\]=.*a:\*\*\*@h") as refused:
+        config.refuse_credentials(composed)
+    assert "pw" not in str(refused.value)
+    config.refuse_credentials(
+        {"seed": 0, "hydra": {"overrides": {"task": ["seed=0,1"]}}}
+    )  # no error

@@ -63,3 +63,43 @@ def test_the_served_model_scales_raw_pixels_as_the_pipeline_did(store, tmp_path:
     model = mlflow.pyfunc.load_model(local)
     frame = pd.DataFrame(raw, columns=list(PIXEL_COLUMNS))
     np.testing.assert_array_equal(np.asarray(model.predict(frame)), expected)
+
+
+def test_the_served_model_in_this_process_scales_and_refuses_as_when_served(
+    tmp_path: Path,
+) -> None:
+    """digits_nn.serving itself, not the copy a logged model ships: its artifacts read
+    back, raw pixels scaled by the fitted scaling, and each refusal's words."""
+    from types import SimpleNamespace
+
+    from mlflow.exceptions import MlflowException
+
+    from digits_nn import serving
+    from digits_nn.data.files import write_npz
+
+    scaled = steps.standardise(steps.load_digits())
+    network = initialise([64, 7, 10], "xavier", seed=2)
+    write_model(tmp_path / "model.npz", network)
+    write_npz(tmp_path / "scaling.npz", mean=scaled.mean, scale=scaled.scale)
+    weights, scaling = str(tmp_path / "model.npz"), str(tmp_path / "scaling.npz")
+    model = serving.DigitsClassifier()
+    model.load_context(SimpleNamespace(artifacts={"weights": weights, "scaling": scaling}))
+    raw = load_digits().data[:50]
+    frame = pd.DataFrame(raw.astype(int), columns=list(PIXEL_COLUMNS))
+    assert model.predict(None, frame) == predict(network, scaled.X[:50]).tolist()
+    refusals = {
+        "expected exactly the 64 columns pixel_0..pixel_63 in order; got 2 (missing"
+        " ['pixel_0', 'pixel_1', 'pixel_2', 'pixel_3', 'pixel_4'], unexpected ['a', 'b']).": (
+            pd.DataFrame({"a": [1], "b": [2]})
+        ),
+        "columns ['pixel_0', 'pixel_2'] are not numbers; pixels must be integers or floats"
+        " (0..16).": frame.head(1).astype({"pixel_0": str, "pixel_2": bool}),
+        "pixels must be finite numbers (0..16); got NaN or infinity.": frame.head(1).replace(
+            {0: np.inf}
+        ),
+    }
+    for message, bad in refusals.items():
+        with pytest.raises(MlflowException) as refused:
+            serving.pixels_of(bad)
+        assert refused.value.message == message
+        assert refused.value.get_http_status_code() == 400

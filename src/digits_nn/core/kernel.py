@@ -25,7 +25,14 @@ import numpy as np
 from digits_nn.core.activations import sigmoid, sigmoid_derivative
 from digits_nn.core.losses import classic_cost_of, half_squared_error_of, squared_norms
 from digits_nn.core.network import Network
-from digits_nn.core.training import UNWATCHED, TrainingResult, TrainOptions, Watch, diverged
+from digits_nn.core.training import (
+    UNWATCHED,
+    TrainingResult,
+    TrainOptions,
+    Watch,
+    check_final_weights,
+    diverged,
+)
 
 
 class Workspace:
@@ -111,8 +118,8 @@ def gradient_descent(
     of step ``options.alpha`` (the other options are the classic run's).
 
     Iteration ``i`` records the cost of the weights it starts from, then updates them,
-    as the classic run did. A non-finite cost raises :class:`TrainingDiverged` carrying
-    the curve recorded so far.
+    as the classic run did. A non-finite cost, or non-finite weights after the last
+    update, raise :class:`TrainingDiverged` carrying the curve recorded so far.
     """
     alpha, iterations = options.alpha, options.iterations
     cost_curve = np.empty(iterations)
@@ -137,4 +144,5 @@ def gradient_descent(
         finally:
             # Also after a divergence, as the network was updated in place before.
             workspace.write_to(network)
+    check_final_weights(network, cost_curve, classic_curve, alpha)
     return TrainingResult(network, cost_curve, classic_curve)

@@ -21,7 +21,14 @@ from digits_nn.core.forward import forward, hidden_and_logits, output_values, pr
 from digits_nn.core.losses import LOSSES, classic_cost, penalty
 from digits_nn.core.network import Network
 from digits_nn.core.optimizers import optimiser
-from digits_nn.core.training import UNWATCHED, TrainingResult, TrainOptions, Watch, diverged
+from digits_nn.core.training import (
+    UNWATCHED,
+    TrainingResult,
+    TrainOptions,
+    Watch,
+    check_final_weights,
+    diverged,
+)
 
 
 @dataclass
@@ -146,6 +153,7 @@ def train(
         best_iteration = best[1] + 1
         points = points[:best_iteration]
     costs, classic, validation_costs = (np.array(curve) for curve in zip(*points))
+    check_final_weights(network, costs, classic, options.alpha)
     return TrainingResult(
         network,
         costs,

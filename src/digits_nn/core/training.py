@@ -97,3 +97,21 @@ def diverged(cost: float, cost_so_far: np.ndarray, classic_so_far: np.ndarray, a
         np.array(cost_so_far, copy=True),
         np.array(classic_so_far, copy=True),
     )
+
+
+def check_final_weights(
+    network: Network, cost_curve: np.ndarray, classic_curve: np.ndarray, alpha: float
+) -> None:
+    """Raise :class:`TrainingDiverged` if the last update left a non-finite weight or bias.
+
+    Each iteration checks the cost of the weights it starts from, so the weights of the
+    last update are checked only here; the model file's reader refuses such weights.
+    """
+    if all(np.isfinite(p).all() for p in (*network.weights, *network.biases)):
+        return
+    raise TrainingDiverged(
+        f"training diverged: the update of iteration {len(cost_curve)} left non-finite"
+        f" weights with train.alpha={alpha}. Allowed: a smaller train.alpha.",
+        np.array(cost_curve, copy=True),
+        np.array(classic_curve, copy=True),
+    )

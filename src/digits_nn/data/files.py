@@ -1,9 +1,10 @@
 """Files, written whole or not at all and read with checks.
 
-Every write goes to a temporary file in the target's folder and is then renamed into
-place, so a killed process leaves the previous file or none, never half of one. Every
-npz is read with ``allow_pickle=False`` and checked against the names, shapes and
-dtypes its reader promises; a problem raises :class:`ArtifactError` naming the file.
+Every write goes to a temporary file in the target's folder, is synced to the disk, and
+is then renamed into place (the folder synced too), so a killed process or a power cut
+leaves the previous file or the new one, never half of one. Every npz is read with
+``allow_pickle=False`` and checked against the names, shapes and dtypes its reader
+promises; a problem raises :class:`ArtifactError` naming the file.
 """
 
 from __future__ import annotations
@@ -29,20 +30,50 @@ os.umask(_UMASK)  # reading the umask means setting it; this puts it back at onc
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    A path that cannot be written raises :class:`ArtifactError` naming it and why."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the suffix: numpy and matplotlib choose the format from it.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    # mkstemp makes the file private (0600); give it the permissions a plain open would.
-    os.chmod(tmp, 0o666 & ~_UMASK)
+    with _written(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Keep the suffix: numpy and matplotlib choose the format from it.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        os.close(fd)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        with _written(path):
+            # mkstemp makes the file private (0600); give it the permissions a plain open
+            # would.
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            yield Path(tmp)
+            # The bytes reach the disk before the new name points at them, and the rename
+            # itself after: a power cut leaves the previous file or the whole new one.
+            _sync(tmp)
+            os.replace(tmp, path)
+            _sync(path.parent, os.O_DIRECTORY)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _sync(path: str | Path, flags: int = 0) -> None:
+    """fsync a file, or with ``os.O_DIRECTORY`` a folder (its entries: a rename)."""
+    fd = os.open(path, os.O_RDONLY | flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _written(path: Path) -> Iterator[None]:
+    """An operating-system error while writing ``path``, as one line naming it and why."""
+    try:
+        yield
+    except OSError as error:
+        # mkdir reports a file in the way as "File exists", naming the file, not the path.
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is not a folder" if blocker else error.strerror or str(error)
+        raise ArtifactError(f"{path}: cannot be written ({reason}).") from None
 
 
 def write_bytes(path: str | Path, payload: bytes) -> None:

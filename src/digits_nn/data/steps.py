@@ -83,13 +83,20 @@ def one_hot_split(split: Split) -> OneHot:
 
 def validation_rows(labels: np.ndarray, size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the training rows fitted on and of the validation rows: a stratified,
-    seeded share of the *training* rows, never the test rows."""
+    seeded share of the *training* rows, never the test rows (drawn per digit, so every
+    digit needs two of them: :func:`scarcest_digit`)."""
     from sklearn.model_selection import train_test_split
 
     fit, held = train_test_split(
         np.arange(len(labels)), test_size=size, random_state=seed, stratify=labels
     )
     return fit, held
+
+
+def scarcest_digit(labels: np.ndarray) -> tuple[int, int]:
+    """The digit with the fewest rows in ``labels``, and how many it has (0 if absent)."""
+    counts = np.bincount(labels, minlength=digits.N_CLASSES)
+    return int(counts.argmin()), int(counts.min())
 
 
 def without_validation(split: Split, size: float, seed: int) -> Split:

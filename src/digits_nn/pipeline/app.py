@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from digits_nn import config
-from digits_nn.cli import interactive
+from digits_nn.cli import exit_on_user_error, interactive
 from digits_nn.config import Config
 from digits_nn.core.training import TrainingResult
 from digits_nn.data.files import write_bytes
@@ -87,3 +89,31 @@ def run_single(raw: DictConfig) -> float:
         Path(hydra.runtime.output_dir), list(hydra.overrides.task), progress=interactive()
     )
     return run(config.parse(raw), place).score
+
+
+class CredentialsCheck(Callback):
+    """Refuses a run or a sweep whose config holds a URI with credentials, before Hydra
+    writes anything: Hydra copies the config, its own settings and the overrides into
+    the run's folder (``.hydra/``) before the task starts, and a sweep's into its own.
+
+    Registered first in ``conf/config.yaml`` (``hydra.callbacks``). Hydra turns a
+    callback's exception into a warning, so the refusal exits itself (one line, status 2).
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_credentials(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_credentials(config)
+
+
+def refuse_credentials(composed: DictConfig) -> None:
+    """Exit with one line if ``composed`` (the task's keys first, then Hydra's node: its
+    overrides hold a sweep's values) holds a URI with credentials."""
+    everything = OmegaConf.to_container(composed, resolve=False)
+    assert isinstance(everything, dict)
+    ordered = {k: v for k, v in everything.items() if k != "hydra"} | {
+        "hydra": everything.get("hydra", {})
+    }
+    with exit_on_user_error():
+        config.refuse_credentials(ordered)

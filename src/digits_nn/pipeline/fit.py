@@ -63,3 +63,14 @@ def accuracy_on_test(network: Network, split: Split) -> float:
     """The accuracy on the test rows, in the network's own float type."""
     predicted = predict(network, split.X_test.astype(network.dtype))
     return float(np.mean(predicted == split.y_test))
+
+
+def validation_set(cfg: Config, data: PreparedData) -> trainer.Rows | None:
+    """The validation rows exactly as the training carves them (seeded), in its float
+    type; None without them."""
+    if cfg.train.validation_size == 0.0:
+        return None
+    dtype = cfg.train.dtype
+    _, held = validation_rows(data.split.y_train, cfg.train.validation_size, cfg.seed)
+    X = data.split.X_train[held].astype(dtype, copy=False)
+    return trainer.Rows(X, data.onehot.Y_train[held].astype(dtype, copy=False))

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from digits_nn.config import PathsConfig
+from digits_nn.config import Config, PathsConfig
+from digits_nn.core import trainer
+from digits_nn.core.network import Network
 from digits_nn.core.training import TrainingResult
 from digits_nn.data.files import write_csv, write_json
 from digits_nn.data.model_file import write_model
 from digits_nn.errors import ArtifactError
 from digits_nn.pipeline import plots
 from digits_nn.pipeline.evaluation import Evaluation
+from digits_nn.pipeline.fit import validation_set
 from digits_nn.pipeline.prepared import PreparedData
 
 PICTURES = ("cost", "confusion", "misclassified", "weights")
@@ -29,7 +32,7 @@ def save_evaluation(
     paths: PathsConfig, evaluation: Evaluation, result: TrainingResult, data: PreparedData
 ) -> list[Path]:
     """metrics.json, per-class report, test predictions and the PNGs; returns the paths."""
-    write_json(paths.metrics, metrics(evaluation, result))
+    write_json(paths.metrics, metrics_file(evaluation, result))
     write_json(paths.classes, evaluation.per_class)
     write_csv(
         paths.predictions,
@@ -53,11 +56,41 @@ def save_evaluation(
 
 
 def metrics(evaluation: Evaluation, result: TrainingResult) -> dict[str, float]:
+    """What evaluation adds to a run: the accuracies, and the final cost."""
     return {
         "test_accuracy": evaluation.test_accuracy,
         "train_accuracy": evaluation.train_accuracy,
         "final_cost": result.final_cost,
     }
+
+
+def metrics_file(evaluation: Evaluation, result: TrainingResult) -> dict[str, float]:
+    """metrics.json: :func:`metrics`, and where there are validation rows their accuracy
+    and (with early stopping) the iteration whose weights were kept, so that DVC's
+    experiments can be chosen on them rather than on the test rows. (The MLflow run has
+    those from its training.)"""
+    values = metrics(evaluation, result)
+    if result.validation_accuracy is not None:
+        values["validation_accuracy"] = result.validation_accuracy
+    if result.best_iteration is not None:
+        values["best_iteration"] = result.best_iteration
+    return values
+
+
+def read_training(cfg: Config, network: Network, data: PreparedData) -> TrainingResult:
+    """The training as the train stage left it in its files: the network, its cost
+    curves, the validation rows' accuracy (measured again, as training measured it), and
+    with early stopping the iteration kept (the curves end there)."""
+    table = _read_cost_table(cfg.paths.cost)
+    validation = validation_set(cfg, data)
+    return TrainingResult(
+        network,
+        table[:, 1],
+        table[:, 2],
+        table[:, 3] if table.shape[1] == 4 else None,
+        len(table) if cfg.train.patience is not None else None,
+        None if validation is None else trainer.accuracy(network, validation),
+    )
 
 
 def write_cost_curve(path: str | Path, result: TrainingResult) -> None:
@@ -75,6 +108,12 @@ def write_cost_curve(path: str | Path, result: TrainingResult) -> None:
 
 def read_cost_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """The cost and classic-cost columns of a cost curve CSV."""
+    table = _read_cost_table(path)
+    return table[:, 1], table[:, 2]
+
+
+def _read_cost_table(path: str | Path) -> np.ndarray:
+    """A cost curve CSV's rows, checked: iteration, cost, classic_cost[, validation_cost]."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: missing. Run `dvc repro train`, or `dvc checkout`.")
@@ -86,4 +125,4 @@ def read_cost_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise ArtifactError(f"{path}: expected rows of iteration,cost,classic_cost.")
     if not np.isfinite(table).all():
         raise ArtifactError(f"{path}: holds NaN or infinite costs.")
-    return table[:, 1], table[:, 2]
+    return table

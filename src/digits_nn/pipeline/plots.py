@@ -82,15 +82,16 @@ def _save(fig, path: str | Path) -> None:
     pyplot().close(fig)
 
 
-# The heatmap's rows and columns, and the one swept key its cells may average over.
-HEATMAP_AXES = ("train.alpha", "model.hidden_size", "seed")
+# The heatmap's rows and columns (alpha; the hidden layers, one width or several), and
+# the one swept key its cells may average over.
+HEATMAP_AXES = ("train.alpha", "model.hidden_size", "model.hidden_sizes", "seed")
 MAX_PANELS = 16
 
 
 def heatmap_cells(
     rows: list[dict], panel_keys: list[str], metric: str
 ) -> dict[tuple[str, ...], dict[tuple[float, int], list[float]]]:
-    """panel -> (alpha, hidden_size) -> the scores of that cell, one per seed.
+    """panel -> (alpha, hidden layer widths) -> the scores of that cell, one per seed.
 
     A panel is one value of every key in ``panel_keys`` (the swept keys other than the
     axes and the seed; each row holds its own value of each, as the sweep gave it), so
@@ -99,15 +100,21 @@ def heatmap_cells(
     cells: dict[tuple[str, ...], dict[tuple[float, int], list[float]]] = {}
     for row in rows:
         panel = tuple(f"{k}={row.get(k, '')}" for k in panel_keys)
-        cell = (row["params"]["train.alpha"], row["params"]["model.hidden_size"])
+        cell = (row["params"]["train.alpha"], hidden_layers(row["params"]))
         cells.setdefault(panel, {}).setdefault(cell, []).append(row[metric])
     return cells
+
+
+def hidden_layers(params: dict) -> tuple[int, ...]:
+    """The widths of a job's hidden layers, from its params: ``hidden_sizes`` where set,
+    else the one ``hidden_size`` (the heatmap's columns, in this order)."""
+    return tuple(params.get("model.hidden_sizes") or [params["model.hidden_size"]])
 
 
 def save_sweep_heatmap(
     path: str | Path, rows: list[dict], panel_keys: list[str], metric: str = "test_accuracy"
 ) -> bool:
-    """``metric`` over alpha x hidden_size, one panel per value of the other swept keys.
+    """``metric`` over alpha x hidden layers, one panel per value of the other swept keys.
 
     A cell averages only over seeds, and says how many when more than one: any other
     swept key gets panels of its own, so that no two settings are ever merged. Returns
@@ -118,7 +125,7 @@ def save_sweep_heatmap(
         return False
     plt = pyplot()
     alphas = sorted({r["params"]["train.alpha"] for r in rows})
-    hiddens = sorted({r["params"]["model.hidden_size"] for r in rows})
+    hiddens = sorted({hidden_layers(r["params"]) for r in rows}, key=lambda h: (len(h), h))
     fig, axes = plt.subplots(
         1,
         len(cells),
@@ -142,10 +149,10 @@ def save_sweep_heatmap(
             ax.text(j, i, label, ha="center", va="center", fontsize=7, color=colour)
         ax.set(
             xticks=range(len(hiddens)),
-            xticklabels=hiddens,
+            xticklabels=["-".join(map(str, h)) for h in hiddens],
             yticks=range(len(alphas)),
             yticklabels=[f"{a:g}" for a in alphas],
-            xlabel="model.hidden_size",
+            xlabel="hidden layers",
             title="\n".join(panel),
         )
     axes[0][0].set_ylabel("train.alpha")

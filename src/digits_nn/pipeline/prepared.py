@@ -9,6 +9,7 @@ import numpy as np
 from digits_nn.config import Config
 from digits_nn.data import steps
 from digits_nn.data.steps import OneHot, Scaled, Split
+from digits_nn.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -30,4 +31,26 @@ def prepare(cfg: Config) -> PreparedData:
     through their files."""
     scaled = steps.standardise(steps.load_digits())
     split = steps.split(scaled.X, scaled.y, cfg.data.test_size, cfg.seed)
+    check_split(cfg, split)
     return PreparedData(scaled, split, steps.one_hot_split(split))
+
+
+def check_split(cfg: Config, split: Split) -> None:
+    """Refuse, before any run opens, validation rows that this split cannot give.
+
+    They are drawn per digit, so every digit needs two training rows, one to fit on
+    and one to validate. The config checks the counts; only the split (its test share
+    and seed) knows which digits a small training share holds.
+    """
+    if cfg.train.validation_size == 0.0:
+        return
+    digit, count = steps.scarcest_digit(split.y_train)
+    if count >= 2:
+        return
+    raise ConfigError(
+        f"train.validation_size={cfg.train.validation_size!r} is not allowed with this split"
+        f" (data.test_size={cfg.data.test_size!r}, seed={cfg.seed}): its {len(split.y_train)}"
+        f" training rows hold {count or 'no'} row{'' if count else 's'} of digit {digit}, and"
+        " validation rows are drawn per digit, which needs 2 of each (one to fit on, one to"
+        " validate). Allowed: 0, or a smaller data.test_size."
+    )

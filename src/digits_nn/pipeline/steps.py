@@ -1,6 +1,7 @@
 """The train and evaluate steps, as the DVC stages and ``pipelines/run.py`` share them.
 
-The DVC stages call one step each, reading and writing the artifacts between them;
+The DVC stages call one step each, reading and writing the artifacts between them (and
+the train stage hands its run over to the evaluate stage: :func:`hand_over`);
 ``run.py`` chains the same steps in memory (:mod:`digits_nn.pipeline.app`) and writes
 the same files into Hydra's run directory. Both give the same numbers for the same config.
 """
@@ -8,6 +9,7 @@ the same files into Hydra's run directory. Both give the same numbers for the sa
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,13 +20,17 @@ from tqdm.auto import tqdm
 from digits_nn.config import Config, PathsConfig
 from digits_nn.core.network import Network
 from digits_nn.core.training import TrainingResult, Watch
+from digits_nn.credentials import redact
+from digits_nn.data.files import write_json
 from digits_nn.data.steps import without_validation
 from digits_nn.errors import TrainingDiverged
 from digits_nn.pipeline import outputs, recording
 from digits_nn.pipeline.evaluation import Evaluation, evaluate
 from digits_nn.pipeline.fit import accuracy_on_test, fit
 from digits_nn.pipeline.prepared import PreparedData
+from digits_nn.pipeline.provenance import md5
 from digits_nn.tracking.runs import RunLog
+from digits_nn.tracking.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +98,53 @@ def evaluate_and_record(ctx: RunContext, result: TrainingResult, data: PreparedD
         result.final_cost,
     )
     return evaluation
+
+
+def handover_file(paths: PathsConfig) -> Path:
+    """Where the train stage names its run for the evaluate stage: beside the model, in
+    no file DVC tracks (a run id is new every time, and dvc.lock must not change)."""
+    model = Path(paths.model)
+    return model.with_name(f".{model.name}.run.json")
+
+
+def hand_over(paths: PathsConfig, run: RunLog) -> None:
+    """The train stage's run, and the model it trained, for the evaluate stage."""
+    if run.run_id is not None:
+        write_json(handover_file(paths), {"run_id": run.run_id, "model_md5": md5(paths.model)})
+
+
+def handed_over(paths: PathsConfig, store: Store) -> tuple[str | None, str]:
+    """The run the train stage trained this model in, if it handed it over and the
+    store holds it; else None and why not."""
+    where = handover_file(paths)
+    try:
+        handover = json.loads(where.read_text())
+        run_id, model_md5 = str(handover["run_id"]), handover["model_md5"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, f"the train stage handed over no run ({where} is missing or not whole)"
+    if model_md5 != md5(paths.model):
+        return None, f"{paths.model} is not the model the train stage's run {run_id} trained"
+    try:
+        run = store.client.get_run(run_id)
+    except Exception:  # not in this store
+        run = None
+    if run is None or run.info.experiment_id != store.experiment_id:
+        return None, f"the train stage's run {run_id} is not in {redact(store.uri)}"
+    return run_id, ""
+
+
+def run_to_evaluate(
+    store: Store | None, cfg: Config, run_data: recording.RunData
+) -> contextlib.AbstractContextManager[RunLog]:
+    """The evaluate stage's run: the train stage's, as it handed it over; otherwise a run
+    of its own, tagged with the model's md5 (the log says why), never a guess."""
+    if store is not None:
+        run_id, why_not = handed_over(cfg.paths, store)
+        if run_id is not None:
+            return recording.reopened_run(store, run_id)
+        log.warning("evaluate records into a run of its own: %s", why_not)
+    tags = {"model_md5": md5(cfg.paths.model)}
+    return recording.new_run(store, cfg, run_data, tags)
 
 
 @contextlib.contextmanager

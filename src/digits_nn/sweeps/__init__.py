@@ -10,6 +10,6 @@ configuration, or several budgets of one (:mod:`~digits_nn.sweeps.job`,
 :mod:`~digits_nn.sweeps.protocol`, which imports nothing heavy, so that the launching
 side never imports the job path.
 
-May import the pipeline, tracking, the data, the config, Hydra and OmegaConf; the
-Hydra plugins in ``hydra_plugins/`` import it, never the reverse.
+May import the pipeline, tracking, the data, the config and credentials, Hydra and
+OmegaConf; the Hydra plugins in ``hydra_plugins/`` import it, never the reverse.
 """

@@ -15,15 +15,15 @@ Such configurations are not shared (:func:`can_share`); each budget trains apart
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from digits_nn.config import Config
 from digits_nn.core import trainer
 from digits_nn.core.network import Network
-from digits_nn.core.training import TrainingResult, Watch, is_checkpoint
-from digits_nn.data.steps import validation_rows
+from digits_nn.core.training import TrainingResult, Watch, check_final_weights, is_checkpoint
 from digits_nn.errors import TrainingDiverged
-from digits_nn.pipeline.fit import accuracy_on_test, fit
+from digits_nn.pipeline.fit import accuracy_on_test, fit, validation_set
 from digits_nn.pipeline.prepared import PreparedData
 
 log = logging.getLogger(__name__)
@@ -42,14 +42,26 @@ class SharedTraining:
     results: dict[int, TrainingResult]  # budget -> what a standalone run of it returns
     accuracy: dict[int, float]  # test accuracy at every checkpoint of any budget
     every: int  # tracking.accuracy_every
-    diverged: TrainingDiverged | None = None
+    # budget -> seconds the training took to reach it (a standalone run's training time);
+    # the largest budget's, or the point of a divergence, under ``largest``
+    seconds: dict[int, float] = field(default_factory=dict)
+    diverged: TrainingDiverged | None = None  # the longer training's own divergence
+    # budget -> the divergence a standalone run of it ends with, where its last update
+    # left non-finite weights (the longer training goes on, to fail at its next cost)
+    failures: dict[int, TrainingDiverged] = field(default_factory=dict)
 
     def result(self, budget: int) -> TrainingResult:
         """The standalone result of ``budget``; raises as that run would if it diverged."""
+        if budget in self.failures:
+            raise self.failures[budget]
         if budget not in self.results:
             assert self.diverged is not None
             raise self.diverged
         return self.results[budget]
+
+    def training_seconds(self, budget: int) -> float:
+        """How long the training took to reach ``budget`` (or to end, if it did first)."""
+        return self.seconds.get(budget, self.seconds[self.largest])
 
     def accuracy_curve(self, budget: int) -> dict[int, float]:
         """The test-accuracy points a standalone run of ``budget`` records."""
@@ -76,8 +88,10 @@ def train_to_largest(
             accuracy[iteration] = accuracy_on_test(network, data.split)
         if iteration in smaller:
             snapshots[iteration] = network.copy()
+            shared.seconds[iteration] = time.perf_counter() - started
 
     shared = SharedTraining(largest, {}, accuracy, every)
+    started = time.perf_counter()
     try:
         full = fit(cfg, data, Watch(every=1, checkpoint=at_each_iteration))
     except TrainingDiverged as error:
@@ -87,8 +101,14 @@ def train_to_largest(
         shared.results[largest] = full
         cost, classic = full.cost_curve, full.classic_cost_curve
         validation = full.validation_cost_curve
-    rows = _validation_rows(cfg, data)
+    shared.seconds[largest] = time.perf_counter() - started
+    rows = validation_set(cfg, data)
     for budget, network in snapshots.items():
+        try:  # as a standalone run of this budget checks the weights it ends with
+            check_final_weights(network, cost[:budget], classic[:budget], cfg.train.alpha)
+        except TrainingDiverged as error:
+            shared.failures[budget] = error
+            continue
         shared.results[budget] = TrainingResult(
             network,
             cost[:budget].copy(),
@@ -98,13 +118,3 @@ def train_to_largest(
             None if rows is None else trainer.accuracy(network, rows),
         )
     return shared
-
-
-def _validation_rows(cfg: Config, data: PreparedData) -> trainer.Rows | None:
-    """The validation rows exactly as the training carved them (seeded), if any."""
-    if cfg.train.validation_size == 0.0:
-        return None
-    dtype = cfg.train.dtype
-    _, held = validation_rows(data.split.y_train, cfg.train.validation_size, cfg.seed)
-    X = data.split.X_train[held].astype(dtype, copy=False)
-    return trainer.Rows(X, data.onehot.Y_train[held].astype(dtype, copy=False))

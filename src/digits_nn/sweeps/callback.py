@@ -234,12 +234,16 @@ def sweep_name(config: DictConfig) -> str:
 
 
 def sweep_grid(config: DictConfig) -> dict[str, str]:
-    """The swept keys and their values, from a preset and from the command line."""
+    """The swept keys and the values that ran, from a preset and from the command line.
+
+    As Hydra's sweeper does, a command-line override of a preset's key replaces the
+    preset's values, even with a single value (``sweep=seeds seed=3`` runs seed 3 alone).
+    """
     grid = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
     # Hydra's own parser tells a sweep (a,b, range(), choice(), glob()) from a single
     # value that merely holds a comma, such as the list model.hidden_sizes=[100,50].
     for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
-        if override.is_sweep_override():
+        if override.is_sweep_override() or override.key_or_group in grid:
             grid[override.key_or_group] = override.input_line.partition("=")[2]
     return grid
 

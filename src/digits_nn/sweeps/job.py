@@ -99,6 +99,11 @@ def run_with_budgets(job: Job, smaller: list[int]) -> list[dict[str, Any]]:
     shared = _train_shared(jobs) if len(jobs) > 1 else None
     records = []
     for member in jobs:
+        # Each budget's duration is its own: the shared training up to its budget (what
+        # a standalone run would have trained), then its own recording, not the others'.
+        member.started = time.perf_counter()
+        if shared is not None:
+            member.started -= shared.training_seconds(config.parse(member.raw).train.iterations)
         record = _run_in_sweep(member, sweep_parent_run(), shared)
         if shared is not None:
             record["shared_training"] = job.key
@@ -123,13 +128,14 @@ def _train_shared(jobs: list[Job]) -> budgets.SharedTraining | None:
     try:
         cfg = config.parse(jobs[0].raw)
         wanted = [config.parse(job.raw).train.iterations for job in jobs]
+        if not budgets.can_share(cfg):
+            log.info("budgets not shared: early stopping restores weights at each run's end")
+            return None
+        data = prepare(cfg)
     except DigitsNNError:
         return None  # each job reports its own refusal
-    if not budgets.can_share(cfg):
-        log.info("budgets not shared: early stopping restores weights at each run's end")
-        return None
     log.info("one training to %d iterations for the budgets %s", max(wanted), wanted)
-    return budgets.train_to_largest(cfg, prepare(cfg), wanted, cfg.tracking.enabled)
+    return budgets.train_to_largest(cfg, data, wanted, cfg.tracking.enabled)
 
 
 def _run_in_sweep(

@@ -12,6 +12,7 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from digits_nn.config import DEFAULT_HIDDEN_SIZE
 from digits_nn.data.digits import N_CLASSES
 from digits_nn.sweeps.protocol import BUDGET_KEY, BUDGETS_ENV, job_key
 
@@ -53,6 +54,15 @@ class Launch:
             budgets = ",".join(map(str, self.shared))
             extra.append(f"++hydra.job.env_set.{BUDGETS_ENV}='{budgets}'")
         return [*self.members[0], *extra]
+
+
+def unique(jobs: list[list[str]]) -> list[list[str]]:
+    """The jobs, each configuration once (``seed=0,0`` lists seed 0 twice: its two jobs
+    would train into one folder), in the order first listed."""
+    kept: dict[str, list[str]] = {}
+    for overrides in jobs:
+        kept.setdefault(job_key(overrides), overrides)
+    return list(kept.values())
 
 
 def plan(jobs: list[list[str]], done: set[str], share_budgets: bool) -> list[Launch]:
@@ -98,7 +108,9 @@ def work(overrides: Sequence[str], defaults: Mapping[str, Any]) -> float:
     for override in OverridesParser.create().parse_overrides(own):
         values[override.key_or_group] = override.value()
     try:
-        widths = values.get("model.hidden_sizes") or [values.get("model.hidden_size")]
+        widths = values.get("model.hidden_sizes") or [
+            values.get("model.hidden_size") or DEFAULT_HIDDEN_SIZE
+        ]
         return float(values["train.iterations"]) * (sum(map(float, widths)) + N_CLASSES)
     except (KeyError, TypeError, ValueError):
         return 0.0

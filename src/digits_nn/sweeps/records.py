@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from digits_nn import config
+from digits_nn.config import Config, TrackingConfig
+from digits_nn.credentials import redact
 from digits_nn.data.files import write_json
+from digits_nn.errors import DigitsNNError
 from digits_nn.sweeps.protocol import JOBS_FILE, RECORD_FILE, job_key
+from digits_nn.tracking.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +50,83 @@ def is_finished(record: dict[str, Any] | None) -> bool:
     return record is not None and record["status"] == "FINISHED"
 
 
+def reusable(
+    sweep_dir: Path, jobs: list[list[str]], config_of: Callable[[list[str]], Config]
+) -> set[str]:
+    """The keys of the configurations a resumed sweep need not train again.
+
+    A FINISHED record is reused only for the very configuration that made it (every
+    resolved key: ``conf/`` may have changed since) and only if the store this sweep
+    records to holds its run, FINISHED (``MLFLOW_TRACKING_URI`` may name another store).
+    ``config_of`` gives a job's config as its launcher composes it. The others train
+    again, and the log says why.
+    """
+    done, retrained, stores = set(), Counter[str](), StoreCache()
+    for overrides in jobs:
+        key = job_key(overrides)
+        record = read_record(sweep_dir, key)
+        if not is_finished(record):
+            continue
+        try:
+            cfg = config_of(overrides)
+            reason = stale(record, config.flatten(cfg), stores.get(cfg.tracking))  # type: ignore[arg-type]
+        except DigitsNNError as error:  # a config now refused, or a store that will not open
+            reason = f"its configuration now fails: {error}"
+        if reason is None:
+            done.add(key)
+        else:
+            retrained[reason] += 1
+    if done:
+        log.info("resuming: %d of %d configurations already finished", len(done), len(jobs))
+    for reason, count in retrained.items():
+        log.warning("%d finished configuration(s) trained again: %s", count, reason)
+    return done
+
+
+def stale(record: dict[str, Any], params: dict[str, Any], store: Store | None) -> str | None:
+    """Why a FINISHED record cannot stand for the configuration ``params``, recording to
+    ``store`` (None: tracking off); None if it can."""
+    kept = record.get("params") or {}
+    changed = sorted(k for k in kept.keys() | params.keys() if kept.get(k) != params.get(k))
+    if changed:
+        differences = ", ".join(f"{k}: {kept.get(k)!r} -> {params.get(k)!r}" for k in changed)
+        return f"their records were made with another configuration ({differences})"
+    if store is None:
+        return None
+    try:
+        run = store.client.get_run(record["run_id"])
+    except Exception:  # no run id, or one the store does not hold
+        run = None
+    if run is None or run.info.experiment_id != store.experiment_id:
+        return f"their runs are not in the store this sweep records to ({redact(store.uri)})"
+    if run.info.status != "FINISHED" or run.info.lifecycle_stage != "active":
+        return f"their runs are {run.info.status.lower()} or deleted in {redact(store.uri)}"
+    return None
+
+
+class StoreCache:
+    """Each tracking config's store, opened once."""
+
+    def __init__(self) -> None:
+        self.opened: dict[str, Store | None] = {}
+
+    def get(self, tracking: TrackingConfig) -> Store | None:
+        key = repr(tracking)
+        if key not in self.opened:
+            self.opened[key] = open_store(tracking)
+        return self.opened[key]
+
+
 def failed_record(overrides: Sequence[str], error: str, key: str | None = None) -> dict[str, Any]:
-    """The record of a configuration whose job raised, or never sent its record back."""
+    """The record of a configuration whose job raised, or never sent its record back.
+
+    The error may quote the store's URI, credentials included (MLflow's own errors do):
+    the record, the summary and the failure line repeat it, so it is redacted here."""
     return {
         "key": key or job_key(overrides),
         "overrides": list(overrides),
         "status": "FAILED",
-        "error": error,
+        "error": redact(error),
     }
 
 

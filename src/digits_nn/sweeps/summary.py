@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
+from digits_nn.data.digits import N_CLASSES
 from digits_nn.data.files import write_bytes
 from digits_nn.pipeline import plots
 
@@ -30,6 +31,10 @@ LEADING = [
 
 TRAILING = ["overrides", "error"]
 
+# What a ready-to-run preset of a job holds: all that makes its result, none of where it
+# is recorded or written (tracking, paths).
+PRESET_KEYS = ("seed", "data", "model", "train")
+
 
 def rank(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     """The jobs best first, failures last, and the accuracy they are ranked by.
@@ -42,11 +47,45 @@ def rank(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     validated = bool(finished) and all(r.get("validation_accuracy") is not None for r in finished)
     metric = "validation_accuracy" if validated else "test_accuracy"
     rows = [dict(r, job=r["key"]) for r in records]
-    rows.sort(key=lambda r: (r["status"] != "FINISHED", -(r.get(metric) or 0.0)))
+    # Ties on the accuracy go to the job with less training, then by name: never to the
+    # order in which the grid happens to list them (TIE_RULE; the summary says so).
+    rows.sort(
+        key=lambda r: (
+            r["status"] != "FINISHED",
+            -(r.get(metric) or 0.0),
+            training_work(r.get("params") or {}),
+            r["key"],
+        )
+    )
     for position, row in enumerate(rows, start=1):
         row["rank"] = position
         row |= swept_values(row)
     return rows, metric
+
+
+TIE_RULE = (
+    "Ties are broken by less training (iterations × hidden and output units), then by the"
+    " job's name."
+)
+
+
+def training_work(params: dict[str, Any]) -> float:
+    """Iterations times hidden and output units, from a job's params: the simpler of two
+    equally accurate jobs is preferred."""
+    hidden = params.get("model.hidden_sizes") or [params.get("model.hidden_size") or 0]
+    return float(params.get("train.iterations") or 0) * (sum(hidden) + N_CLASSES)
+
+
+def tie_note(rows: list[dict[str, Any]], metric: str) -> str | None:
+    """Which jobs tie at the best accuracy and which one the rule put first, if any do."""
+    finished = [r for r in rows if r["status"] == "FINISHED"]
+    tied = [r for r in finished if r.get(metric) == finished[0].get(metric)] if finished else []
+    if len(tied) < 2:
+        return None
+    return (
+        f"{len(tied)} jobs tie at the best {metric} ({tied[0][metric]:.4f}): job"
+        f" {tied[0]['job']} ranks first by the tie rule."
+    )
 
 
 def swept_values(row: dict[str, Any]) -> dict[str, str]:
@@ -73,15 +112,15 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
 def parent_metrics(rows: list[dict[str, Any]], metric: str) -> dict[str, float]:
     """The parent run's metrics, from the jobs' own records."""
     finished = [r for r in rows if r["status"] == "FINISHED"]
-    values = {
-        "jobs": len(rows),
-        "failed_jobs": len(rows) - len(finished),
-        "best_test_accuracy": max((r["test_accuracy"] for r in finished), default=math.nan),
-    }
+    values: dict[str, float] = {"jobs": len(rows), "failed_jobs": len(rows) - len(finished)}
     if metric == "validation_accuracy":
-        best = max(finished, key=lambda r: r[metric])
+        # The chosen job's test accuracy only: the best over all jobs would be a figure
+        # chosen on the test rows, optimistic.
+        best = rows[0]
         values["best_validation_accuracy"] = best[metric]
         values["test_accuracy_of_best"] = best["test_accuracy"]
+    else:
+        values["best_test_accuracy"] = max((r["test_accuracy"] for r in finished), default=math.nan)
     return values
 
 
@@ -99,11 +138,13 @@ def ranking_note(metric: str) -> str:
         return (
             "ranked by validation accuracy (rows held out of training); the test accuracy"
             " played no part in the choice, so it is an honest estimate for the best job."
+            f" {TIE_RULE}"
         )
     return (
         "ranked by **test accuracy**: for exploration, not for choosing a model (choosing"
         " on the test rows makes its accuracy optimistic). Hold out validation rows"
         " (train.validation_size > 0, e.g. sweep=grid_validated) to choose a model."
+        f" {TIE_RULE}"
     )
 
 
@@ -113,7 +154,10 @@ def to_markdown(rows: list[dict[str, Any]], title: str, metric: str, notes: list
             value = " ".join(map(str, value))
         if isinstance(value, float):
             return f"{value:.4f}" if key.endswith("accuracy") else f"{value:g}"
-        return "" if value is None else str(value).replace("|", "\\|")
+        # A cell is one line of the table: a line break inside it (an error's traceback)
+        # would end the row.
+        text = "" if value is None else str(value).replace("|", "\\|")
+        return "<br>".join(text.splitlines())
 
     failed = [r for r in rows if r["status"] != "FINISHED"]
     shown = columns(rows)
@@ -138,7 +182,7 @@ def write_summary(
     drawn from the jobs' records (a job's own folder may be on another machine)."""
     finished = [r for r in rows if r["status"] == "FINISHED"]
     files = [sweep_dir / "sweep_summary.csv", sweep_dir / "sweep_summary.md"]
-    notes = []
+    notes = [note] if (note := tie_note(rows, metric)) else []
     if finished and metric == "validation_accuracy":
         files.append(sweep_dir / "best_experiment.yaml")
         write_bytes(files[-1], best_experiment(rows[0], name).encode())
@@ -160,10 +204,11 @@ def write_summary(
 
 def best_experiment(best: dict[str, Any], name: str) -> str:
     """The best job by *validation* accuracy as a ready-to-run experiment preset: its
-    whole composed model, train and data sections, from the job's record."""
+    seed (which draws the split and the weights) and its whole composed model, train and
+    data sections, from the job's record."""
     composed = OmegaConf.create({})
     for key, value in best["params"].items():
-        if key.split(".")[0] in ("data", "model", "train"):
+        if key.split(".")[0] in PRESET_KEYS:
             OmegaConf.update(composed, key, value)
     header = [
         "# @package _global_",

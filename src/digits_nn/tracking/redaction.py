@@ -1,46 +1,26 @@
 """Secrets never leave the process: URIs' passwords are redacted from everything logged.
 
-A tracking URI such as ``http://alice:s3cret@host`` reaches params, tags, logged files
-and messages through the config and the overrides alike; :class:`RedactingClient`
-passes every one of them through :func:`redact` on its way out.
+A config holding a URI with credentials is refused (:mod:`digits_nn.credentials`), but
+``MLFLOW_TRACKING_URI`` may carry them: the store's URI then reaches messages, and any
+text may quote it. :class:`RedactingClient` passes every param, tag, run name and text
+file through :func:`~digits_nn.credentials.redact` on its way out.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from digits_nn.credentials import redact
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-# The userinfo of a URI (scheme://user:password@host), which may hold a secret.
-USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:]*)(?::[^/@\s]*)?@")
-
-
 # Text artifacts small enough to be scanned for a URI with credentials before logging.
 REDACTED_SUFFIXES = {".yaml", ".yml", ".json", ".csv", ".md", ".txt", ".log"}
-
-
-def redact(text: str) -> str:
-    """``text`` with the password (or token) of every URI in it replaced by ``***``.
-
-    Secrets must never leave the process: a tracking URI such as
-    ``http://alice:s3cret@host`` reaches params, tags, logged files and messages through
-    the config and the overrides alike, so every one of them passes through here.
-    """
-
-    def hide(match: re.Match[str]) -> str:
-        user = match["user"]
-        has_password = match.group(0).rstrip("@") != match["scheme"] + user
-        return (
-            f"{match['scheme']}{user}:***@" if user and has_password else f"{match['scheme']}***@"
-        )
-
-    return USERINFO.sub(hide, text)
 
 
 class RedactingClient:

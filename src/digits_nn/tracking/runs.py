@@ -229,14 +229,3 @@ class RunLog:
     @property
     def _client(self) -> Any:
         return self.store.client  # type: ignore[union-attr]
-
-
-def find_run(store: Store, tag: str, value: str) -> str | None:
-    """The newest run of the experiment whose ``tag`` equals ``value``."""
-    runs = store.client.search_runs(
-        [store.experiment_id],
-        filter_string=f"tags.{tag} = '{value}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return runs[0].info.run_id if runs else None

@@ -9,8 +9,10 @@ Selected by default in ``conf/config.yaml`` (``hydra/sweeper: digits``). Beyond 
 - trains the configurations that differ only in ``train.iterations`` as one job, to the
   largest budget (``hydra.sweeper.share_budgets=false`` turns that off);
 - launches the jobs with the most training first, so that short ones fill the end;
+- launches a configuration listed twice (``seed=0,0``) once;
 - on a rerun into the same ``hydra.sweep.dir``, skips the configurations whose record
-  says FINISHED;
+  says FINISHED, for this very configuration (every resolved key) and for a run the
+  store it records to holds;
 - never lets a job's exception stop the sweep: it becomes that job's FAILED record,
   and the sweep callback still writes the summary.
 """
@@ -46,16 +48,19 @@ class GridSweeper(BasicSweeper):
         assert self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         parsed = parser.parse_overrides([*self._parse_config(), *arguments])
-        jobs = [list(job) for job in self.split_arguments(parsed, None)[0]]
+        listed = [list(job) for job in self.split_arguments(parsed, None)[0]]
+        jobs = plan.unique(listed)
+        if len(jobs) < len(listed):
+            log.info(
+                "%d configurations listed more than once: each trains once", len(listed) - len(jobs)
+            )
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
         keys = [job_key(job) for job in jobs]
         records.write_jobs(sweep_dir, keys)
-        done = {k for k in keys if records.is_finished(records.read_record(sweep_dir, k))}
-        if done:
-            log.info("resuming: %d of %d configurations already finished", len(done), len(keys))
+        done = records.reusable(sweep_dir, jobs, self._job_config)
         launches = plan.plan(jobs, done, self.share_budgets)
         defaults = {k: OmegaConf.select(self.config, k) for k in plan.WORK_KEYS}
         launches = plan.longest_first(launches, defaults)
@@ -71,3 +76,11 @@ class GridSweeper(BasicSweeper):
                     records.write_record(sweep_dir, record)
             returns.append(results)
         return returns
+
+    def _job_config(self, overrides: list[str]) -> Any:
+        """A job's validated config, composed as its launcher will compose it."""
+        from digits_nn import config
+
+        assert self.hydra_context is not None and self.config is not None
+        composed = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        return config.parse(OmegaConf.masked_copy(composed, [k for k in composed if k != "hydra"]))

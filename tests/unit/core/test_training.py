@@ -78,3 +78,25 @@ def test_a_diverged_run_says_where_and_what_to_change_on_both_paths() -> None:
         assert info.value.partial_cost.tolist() == pytest.approx([first], rel=1e-12)
         classic = classic_cost(Y, forward(net_before(), X)[-1])
         assert info.value.partial_classic_cost.tolist() == pytest.approx([classic], rel=1e-12)
+
+
+# Review, issue 25 #4: the weights after the last update were never checked: a run whose
+# last update overflowed exited 0, and its model file was refused by its own reader.
+def test_weights_the_last_update_made_non_finite_fail_the_training_on_both_paths() -> None:
+    rng = np.random.default_rng(4)
+    X, Y = rng.standard_normal((6, 3)), np.eye(2)[rng.integers(0, 2, 6)]
+    options = TrainOptions(alpha=float("inf"), iterations=1)  # one update, then the end
+    runs = {
+        "kernel": lambda net: kernel.gradient_descent(net, X, Y, options),
+        "general": lambda net: trainer.train(net, Rows(X, Y), options),
+    }
+    first = half_squared_error(Y, forward(initialise([3, 2, 2], "uniform", 0), X)[-1])
+    for name, run in runs.items():
+        with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
+            run(initialise([3, 2, 2], "uniform", 0))
+        assert str(info.value) == (
+            "training diverged: the update of iteration 1 left non-finite weights with"
+            " train.alpha=inf. Allowed: a smaller train.alpha."
+        ), name
+        assert info.value.partial_cost.tolist() == pytest.approx([first], rel=1e-12), name
+        assert len(info.value.partial_classic_cost) == 1, name

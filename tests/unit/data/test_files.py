@@ -72,6 +72,30 @@ def test_failed_first_write_leaves_nothing(tmp_path):
     assert list(target.parent.iterdir()) == []
 
 
+# Issue 25, "also check": the rename came without an fsync, so after a power cut the
+# new name could point at a file whose bytes never reached the disk, or the rename
+# itself be lost.
+def test_a_write_reaches_the_disk_before_its_rename_and_the_rename_after(tmp_path, monkeypatch):
+    calls = []
+    fsync, replace = os.fsync, os.replace
+
+    def spy_fsync(fd):
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def spy_replace(source, target):
+        calls.append(("replace", str(target)))
+        replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    monkeypatch.setattr(os, "replace", spy_replace)
+    target = tmp_path / "metrics.json"
+    files.write_json(target, {"a": 1})
+    [(_, synced_file), *rest] = calls
+    assert synced_file.startswith(f"{tmp_path}/.metrics.json.")  # the temporary file
+    assert rest == [("replace", str(target)), ("fsync", str(tmp_path))]
+
+
 def test_target_is_only_replaced_when_the_block_succeeds(tmp_path):
     target = tmp_path / "data.bin"
     target.write_bytes(b"old")
@@ -80,6 +104,27 @@ def test_target_is_only_replaced_when_the_block_succeeds(tmp_path):
         assert target.read_bytes() == b"old"
     assert target.read_bytes() == b"new"
     assert leftovers(tmp_path, keep={"data.bin"}) == []
+
+
+# Issue 25 #15: paths.model=/dev/null/x.npz ended in a traceback (FileExistsError:
+# [Errno 17] File exists: '/dev/null').
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("/dev/null/x.npz", "/dev/null is not a folder"),
+        ("a-file/x.json", "a-file is not a folder"),
+        ("a-folder", "Is a directory"),
+    ],
+)
+def test_a_path_that_cannot_be_written_is_named_with_the_reason(tmp_path, where, reason):
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "a-folder").mkdir()
+    target = where if where.startswith("/") else tmp_path / where
+    reason = reason if where.startswith("/") else reason.replace("a-", f"{tmp_path}/a-")
+    with pytest.raises(ArtifactError) as refused:
+        files.write_bytes(target, b"payload")
+    assert str(refused.value) == f"{target}: cannot be written ({reason})."
+    assert leftovers(tmp_path, keep={"a-file", "a-folder"}) == []
 
 
 def test_an_npz_is_the_same_bytes_for_the_same_arrays(tmp_path):

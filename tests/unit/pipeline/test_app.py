@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
+from omegaconf import open_dict, read_write
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from digits_nn.config import parse
+from digits_nn.errors import ArtifactError, ConfigError
 from digits_nn.pipeline import app
-from helpers import hydra_job
+from helpers import compose_config, hydra_job
 
 
 # Issue 15: each training option checked against an oracle the test computes itself.
@@ -58,3 +62,56 @@ def test_a_run_writes_into_its_own_folder_and_returns_what_it_measured(tmp_path:
     assert outcome.run_id is None and outcome.validation_accuracy is None
     assert len(outcome.cost) == 3 and outcome.score == outcome.test_accuracy
     assert parse(yaml.safe_load((tmp_path / "params.yaml").read_text())) == cfg
+
+
+# Issue 21 (secrets in run folders), issue 25 #1: Hydra writes .hydra/config.yaml,
+# hydra.yaml and overrides.yaml before the task runs, and a sweep its multirun.yaml and
+# job folders: a URI with credentials is refused before, when Hydra's run starts.
+def test_a_run_with_credentials_in_its_config_stops_before_hydra_writes_anything(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    composed = compose_config("tracking.uri='http://alice:s3cret@127.0.0.1:5000'")
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stopped:
+        app.CredentialsCheck().on_run_start(config=composed)
+    assert stopped.value.code == 2
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("tracking.uri='http://alice:***@127.0.0.1:5000' is not allowed")
+    assert "s3cret" not in line
+    app.CredentialsCheck().on_run_start(config=compose_config("seed=1"))  # no credentials
+
+
+def test_a_sweep_over_a_uri_with_credentials_stops_before_hydra_writes_anything() -> None:
+    # A sweep's config is composed without its swept values: they are only in its overrides.
+    composed = compose_config()
+    with read_write(composed), open_dict(composed):
+        composed.hydra.overrides.task = ["seed=0,1", "tracking.uri=http://a:s3cret@h:1,x"]
+    with pytest.raises(SystemExit) as stopped:
+        app.CredentialsCheck().on_multirun_start(config=composed)
+    assert stopped.value.code == 2
+
+
+# Issue 25 #5: data.test_size=0.98 train.validation_size=0.3 passed validation and ended
+# in scikit-learn's traceback ("The least populated class in y has only 1 member").
+def test_validation_rows_this_split_cannot_give_are_refused_before_any_work(
+    tmp_path: Path,
+) -> None:
+    raw = {"data": {"test_size": 0.98}, "train": {"validation_size": 0.3}}
+    cfg = parse({**raw, "tracking": {"enabled": False}})
+    with pytest.raises(ConfigError) as refused:
+        app.run(cfg, app.RunPlace(tmp_path, []))
+    assert str(refused.value) == (
+        "train.validation_size=0.3 is not allowed with this split (data.test_size=0.98,"
+        " seed=0): its 35 training rows hold 1 row of digit 0, and validation rows are"
+        " drawn per digit, which needs 2 of each (one to fit on, one to validate)."
+        " Allowed: 0, or a smaller data.test_size."
+    )
+    assert list(tmp_path.iterdir()) == []  # no params.yaml, no output
+
+
+# Issue 25 #15: the command the review ran, in process: a traceback, exit 1.
+def test_an_output_path_that_cannot_be_written_fails_in_one_line(tmp_path: Path) -> None:
+    raw = {"paths": {"model": "/dev/null/x.npz"}, "train": {"iterations": 2}}
+    cfg = parse({**raw, "tracking": {"enabled": False}})
+    with pytest.raises(ArtifactError) as refused:
+        app.run(cfg, app.RunPlace(tmp_path, []))
+    assert str(refused.value) == "/dev/null/x.npz: cannot be written (/dev/null is not a folder)."

@@ -18,6 +18,7 @@ from digits_nn.core.network import Network, initialise
 from digits_nn.core.trainer import Rows
 from digits_nn.core.training import TrainOptions, Watch
 from digits_nn.data.steps import validation_rows
+from digits_nn.errors import TrainingDiverged
 from digits_nn.pipeline.evaluation import evaluate
 from digits_nn.pipeline.fit import fit, initial_network, train_options
 from digits_nn.pipeline.prepared import prepare
@@ -348,3 +349,20 @@ def test_float32_training_on_the_modern_options_does_not_diverge(digits) -> None
     result = fit(cfg, digits)
     assert len(result.cost_curve) == 5 and np.isfinite(result.cost_curve).all()
     assert result.network.weights[0].dtype == np.float32
+
+
+# Review, issue 25 #4, the command it reproduced: exit 0 with final_cost 5.54e+302, and a
+# model file its own reader refused ("W1 holds NaN or infinite values").
+def test_a_training_whose_last_update_overflows_fails_instead_of_saving_the_weights(
+    digits,
+) -> None:
+    cfg = parse(
+        {
+            "model": {"activation": "relu", "output": "softmax", "init": "he"},
+            "train": {"alpha": 20, "optimizer": "sgd", "batch_size": 32, "iterations": 5},
+        }
+    )
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
+        fit(cfg, digits)
+    assert "left non-finite weights" in str(info.value)
+    assert np.isfinite(info.value.partial_cost).all()

@@ -60,3 +60,42 @@ def test_malformed_cost_curve_is_refused(tmp_path, text):
     path = tmp_path / "cost.csv"
     path.write_text(text)
     assert_artifact_error(read_cost_curve, path)
+
+
+# Issue 25 #7: with train.validation_size=0.15, reports/metrics.json held only
+# final_cost, test_accuracy and train_accuracy: `dvc exp show` and `dvc metrics diff`
+# offered nothing else to choose experiments on.
+def test_the_metrics_hold_validation_accuracy_and_best_iteration_where_they_exist(
+    tmp_path,
+) -> None:
+    import dataclasses
+
+    from digits_nn.config import parse
+    from digits_nn.data.model_file import read_model
+    from digits_nn.data.steps import without_validation
+    from digits_nn.pipeline import outputs
+    from digits_nn.pipeline.evaluation import evaluate
+    from digits_nn.pipeline.fit import fit
+    from digits_nn.pipeline.prepared import prepare
+    from helpers import modern_config
+
+    cfg = modern_config(train={"validation_size": 0.2, "patience": 2, "iterations": 30})
+    cfg = dataclasses.replace(cfg, paths=cfg.paths.under(tmp_path))
+    data = prepare(cfg)
+    result = fit(cfg, data)
+    evaluation = evaluate(result.network, without_validation(data.split, 0.2, cfg.seed))
+    metrics = outputs.metrics_file(evaluation, result)
+    assert metrics["validation_accuracy"] == result.validation_accuracy is not None
+    assert metrics["best_iteration"] == result.best_iteration is not None
+    # The evaluate stage reads the same figures back from the train stage's files.
+    outputs.save_training(cfg.paths, result)
+    again = outputs.read_training(cfg, read_model(cfg.paths.model), data)
+    assert outputs.metrics_file(evaluation, again) == metrics
+    # Without validation rows: the three figures of the classic metrics.json, no more.
+    plain = parse({"train": {"iterations": 3}})
+    unvalidated = fit(plain, data)
+    assert set(outputs.metrics_file(evaluation, unvalidated)) == {
+        "test_accuracy",
+        "train_accuracy",
+        "final_cost",
+    }

@@ -3,6 +3,7 @@ curve a diverged training leaves in its run."""
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 import numpy as np
@@ -115,3 +116,66 @@ def test_a_diverged_training_keeps_its_curve_in_the_run_and_writes_no_model(
     assert logged.info.status == "FAILED" and "diverged" in logged.data.tags["error"]
     assert [m.step for m in store.client.get_metric_history(run.run_id, "train_cost")] == [1]
     assert not (tmp_path / "models").exists()
+
+
+# Issue 25 #9: the evaluate stage took the newest run with the model's md5, so after a
+# run.py run of the same config its metrics and files landed on that run.
+def test_the_evaluate_stage_records_into_the_run_the_train_stage_handed_over(
+    store, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dataclasses
+
+    from digits_nn.config import PathsConfig
+    from digits_nn.data.model_file import write_model
+    from digits_nn.pipeline.provenance import md5
+    from digits_nn.tracking import runs
+
+    paths = PathsConfig().under(tmp_path)
+    cfg = dataclasses.replace(parse({}), paths=paths)
+    write_model(paths.model, initialise([64, 3, 10], "uniform", 0))
+    with runs.run(store, tags={"model_md5": md5(paths.model)}) as trained:
+        pass
+    steps.hand_over(paths, trained)
+    with runs.run(store, tags={"model_md5": md5(paths.model)}):
+        pass  # a newer run of the same model (pipelines/run.py, same config)
+
+    def evaluated() -> str | None:
+        with steps.run_to_evaluate(store, cfg, tiny_run_data()) as run:
+            return run.run_id
+
+    assert evaluated() == trained.run_id
+    assert store.client.get_run(trained.run_id).info.status == "FINISHED"
+    # The model changed since (checked out from elsewhere): no guess, a run of its own.
+    write_model(paths.model, initialise([64, 3, 10], "uniform", 1))
+    with caplog.at_level("WARNING"):
+        own = evaluated()
+    assert own not in (None, trained.run_id)
+    assert store.client.get_run(own).data.tags["model_md5"] == md5(paths.model)
+    assert f"{paths.model} is not the model the train stage's run {trained.run_id}" in caplog.text
+    # No handover at all (the train stage restored from DVC's cache), or a run the store
+    # does not hold (another MLFLOW_TRACKING_URI).
+    steps.handover_file(paths).unlink()
+    assert evaluated() not in (None, trained.run_id, own)
+    assert "the train stage handed over no run" in caplog.text
+    steps.handover_file(paths).write_text(
+        json.dumps({"run_id": "0" * 32, "model_md5": md5(paths.model)})
+    )
+    assert evaluated() not in (None, trained.run_id, own)
+    assert f"the train stage's run {'0' * 32} is not in {store.uri}" in caplog.text
+    assert steps.handover_file(paths).name == ".model.npz.run.json"  # git-ignored with models/
+
+
+def test_a_tracked_training_logs_its_test_accuracy_every_accuracy_every_iterations(
+    store, tmp_path
+) -> None:
+    from digits_nn.pipeline.fit import accuracy_on_test, fit
+
+    cfg = parse({"train": {"iterations": 7}, "tracking": {"accuracy_every": 3}})
+    data = prepare(cfg)
+    expected: dict[int, float] = {}
+    fit(cfg, data, Watch(3, lambda i, net: expected.update({i: accuracy_on_test(net, data.split)})))
+    with new_run(store, cfg, tiny_run_data()) as run:
+        train_and_record(RunContext(cfg, run, cfg.paths.under(tmp_path)), data)
+    history = store.client.get_metric_history(run.run_id, "test_accuracy_curve")
+    assert {m.step: m.value for m in history} == expected
+    assert sorted(expected) == [3, 6, 7]

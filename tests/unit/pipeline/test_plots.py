@@ -77,19 +77,31 @@ def test_pictures_are_drawn_without_pyplot(tmp_path: Path) -> None:
 
 
 # Review (issue 14), finding 5: two hidden_sizes in one cell were drawn as their mean,
-# "0.460 (n=2)".
+# "0.460 (n=2)". Issue 25 #10: and under the hidden_size they did not use.
 def test_the_heatmap_averages_over_seeds_only(tmp_path: Path) -> None:
+    def row(test: float, seed: str, **params) -> dict:
+        record = sweep_record("0.1", test)
+        del record["params"]["model.hidden_size"]
+        return {**record, "params": {**record["params"], **params}, "seed": seed}
+
     rows = [
-        {**sweep_record("0.1", 0.5647), "model.hidden_sizes": "[5]", "seed": "0"},
-        {**sweep_record("0.1", 0.3561), "model.hidden_sizes": "[60]", "seed": "0"},
-        {**sweep_record("0.1", 0.3000), "model.hidden_sizes": "[60]", "seed": "1"},
+        row(0.5647, "0", **{"model.hidden_sizes": [5]}),
+        row(0.3561, "0", **{"model.hidden_sizes": [60]}),
+        row(0.3000, "1", **{"model.hidden_sizes": [60]}),
+        row(0.2000, "0", **{"model.hidden_sizes": [60, 10]}),
+        row(0.9000, "0", **{"model.hidden_size": 30, "model.hidden_sizes": None}),
     ]
-    cells = plots.heatmap_cells(rows, ["model.hidden_sizes"], "test_accuracy")
+    cells = plots.heatmap_cells(rows, [], "test_accuracy")
     assert cells == {
-        ("model.hidden_sizes=[5]",): {(0.1, 10): [0.5647]},
-        ("model.hidden_sizes=[60]",): {(0.1, 10): [0.3561, 0.3000]},
+        (): {
+            (0.1, (5,)): [0.5647],
+            (0.1, (60,)): [0.3561, 0.3000],
+            (0.1, (60, 10)): [0.2000],
+            (0.1, (30,)): [0.9000],
+        }
     }
-    assert plots.save_sweep_heatmap(tmp_path / "h.png", rows, ["model.hidden_sizes"])
+    assert "model.hidden_sizes" in plots.HEATMAP_AXES  # an axis, not a panel
+    assert plots.save_sweep_heatmap(tmp_path / "h.png", rows, [])
     many = [{**sweep_record("0.1", 0.5), "seed": "0", "l2": str(i)} for i in range(17)]
     assert not plots.save_sweep_heatmap(tmp_path / "none.png", many, ["l2"])
     assert not (tmp_path / "none.png").exists()

@@ -4,7 +4,7 @@ functions too): what each package's docstring says it may import, it does.
 - the core imports only numpy, the standard library, itself and digits_nn.errors;
 - the data modules (but the model file's) import no model, pipeline, tracking, sweep or
   stack code, so the data stages never rerun for a change to the network;
-- digits_nn.errors imports only the standard library;
+- digits_nn.errors and digits_nn.credentials import only the standard library;
 - only the stack imports the stack, and the stack imports nothing else of the project;
 - only the sweeps (and the entry points and plugins above them) import the sweeps;
 - tracking imports neither the pipeline nor the sweeps;
@@ -68,8 +68,8 @@ def test_the_data_modules_import_no_model_code() -> None:
     assert crossings(paths, lambda name: is_within(name, *forbidden)) == []
 
 
-def test_the_errors_import_only_the_standard_library() -> None:
-    paths = [PACKAGE_DIR / "errors.py"]
+def test_the_errors_and_credentials_import_only_the_standard_library() -> None:
+    paths = [PACKAGE_DIR / "errors.py", PACKAGE_DIR / "credentials.py"]
     assert crossings(paths, lambda name: not is_stdlib(name)) == []
 
 

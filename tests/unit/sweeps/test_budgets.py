@@ -9,6 +9,7 @@ import pytest
 
 from digits_nn.config import parse
 from digits_nn.core.training import Watch
+from digits_nn.errors import TrainingDiverged
 from digits_nn.pipeline.fit import accuracy_on_test, fit
 from digits_nn.pipeline.prepared import prepare
 from digits_nn.sweeps import budgets
@@ -58,15 +59,36 @@ def test_early_stopping_budgets_are_not_shared() -> None:
     assert budgets.can_share(parse({"tracking": {"accuracy_every": 7}}))
 
 
-def test_a_diverging_shared_training_fails_only_the_budgets_that_diverge() -> None:
-    cfg = parse(
-        {
-            "train": {"iterations": 6, "alpha": 1e300, "dtype": "float32"},
-            "tracking": {"accuracy_every": 0},
-        }
-    )
+def outcome(train) -> tuple[str, list[float]]:
+    """What a training ends with: ``ok`` or its divergence error, and its cost curve."""
+    try:
+        with np.errstate(all="ignore"):
+            result = train()
+    except TrainingDiverged as error:
+        return str(error), error.partial_cost.tolist()
+    return "ok", result.cost_curve.tolist()
+
+
+# Issue 25 #4: a budget whose last update makes the weights non-finite fails, as its
+# standalone run now does, though the longer training goes on past it.
+def test_a_diverging_shared_training_fails_exactly_the_budgets_a_standalone_run_fails() -> None:
+    raw = {
+        "model": {"activation": "relu", "output": "softmax", "init": "he"},
+        "train": {"alpha": 20, "optimizer": "sgd", "batch_size": 32, "iterations": 6},
+        "tracking": {"accuracy_every": 0},
+    }
+    cfg = parse(raw)
+    data = prepare(cfg)
     with np.errstate(all="ignore"):
-        shared = budgets.train_to_largest(cfg, prepare(cfg), [6, 1], track=False)
-    assert len(shared.result(1).cost_curve) == 1
-    with pytest.raises(Exception, match="diverged"):
-        shared.result(6)
+        shared = budgets.train_to_largest(cfg, data, [6, 5, 4, 1], track=False)
+    seen = {}
+    for budget in (1, 4, 5, 6):
+        alone = parse({**raw, "train": {**raw["train"], "iterations": budget}})
+        seen[budget] = outcome(lambda alone=alone: fit(alone, data))
+        assert outcome(lambda budget=budget: shared.result(budget)) == seen[budget], budget
+    assert [seen[b][0][:30] for b in (1, 4, 5, 6)] == [
+        "ok",
+        "ok",
+        "training diverged: the update ",  # of iteration 5 left non-finite weights
+        "training diverged: the cost be",  # came nan at iteration 6
+    ]

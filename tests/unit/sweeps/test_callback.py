@@ -66,6 +66,16 @@ def test_the_grid_holds_the_presets_and_the_command_lines_sweeps_only(tmp_path: 
     }
 
 
+# Issue 25 #11: `sweep=seeds seed=3` ran seed 3 alone (Hydra's sweeper lets the command
+# line replace a preset's key), but the parent run logged the preset's `seed: range(10)`.
+def test_the_grid_is_what_ran_when_the_command_line_replaces_a_presets_key(
+    tmp_path: Path,
+) -> None:
+    assert callback.sweep_grid(launched_with(tmp_path, "sweep=seeds", "seed=3")) == {"seed": "3"}
+    replaced = launched_with(tmp_path, "sweep=seeds", "seed=1,2", "train.l2=0.5")
+    assert callback.sweep_grid(replaced) == {"seed": "1,2"}
+
+
 def test_a_sweep_is_named_after_its_preset_or_its_overrides(tmp_path: Path) -> None:
     assert callback.sweep_name(launched_with(tmp_path, "sweep=grid", "seed=1")) == "sweep grid"
     assert callback.sweep_name(launched_with(tmp_path, "seed=0,1", "train.l2=0.1")) == (
@@ -123,3 +133,24 @@ def test_the_sweep_closes_as_killed_the_run_a_killed_job_left_running(store) -> 
     status = {run_id: client.get_run(run_id).info.status for run_id in (killed, finished, failed)}
     assert status == {killed: "KILLED", finished: "FINISHED", failed: "FAILED"}
     assert client.get_run(elsewhere).info.status == "RUNNING"  # another sweep's
+
+
+def test_a_sweep_that_ends_before_its_end_closes_its_runs_as_killed(store) -> None:
+    """Ctrl-C, SIGTERM or a crash: Hydra calls no callback, so an exit handler closes
+    the parent and every child still RUNNING as KILLED, once."""
+    client = store.client
+    sweep = callback.SweepCallback()
+    sweep.close_interrupted()  # nothing opened yet: nothing to close
+    sweep.store = store
+    sweep.parent_run_id = client.create_run(store.experiment_id).info.run_id
+    placed = {"mlflow.parentRunId": sweep.parent_run_id}
+    running = client.create_run(store.experiment_id, tags=placed).info.run_id
+    finished = client.create_run(store.experiment_id, tags=placed).info.run_id
+    client.set_terminated(finished, status="FINISHED")
+    other = client.create_run(store.experiment_id).info.run_id
+    parent = sweep.parent_run_id
+    sweep.close_interrupted()
+    status = {r: client.get_run(r).info.status for r in (parent, running, finished, other)}
+    assert status == {parent: "KILLED", running: "KILLED", finished: "FINISHED", other: "RUNNING"}
+    assert sweep.parent_run_id is None
+    sweep.close_interrupted()  # a second exit handler call finds nothing to do

@@ -72,3 +72,15 @@ def test_a_members_overrides_keep_their_order_with_the_budget_replaced() -> None
         "seed=1",
     ]
     assert plan.budget_of(["seed=1"]) is None
+
+
+# Issue 25 #14: seed=0,0 listed one configuration twice; both jobs trained into one folder.
+def test_a_configuration_listed_twice_is_planned_once() -> None:
+    listed = [
+        ["seed=0"],
+        ["seed=1"],
+        ["seed=0"],
+        ["train.l2=0.1", "seed=1"],
+        ["seed=1", "train.l2=0.1"],
+    ]
+    assert plan.unique(listed) == [["seed=0"], ["seed=1"], ["train.l2=0.1", "seed=1"]]

@@ -3,6 +3,7 @@ summary's list of exactly this sweep's configurations."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -27,6 +28,16 @@ def test_a_job_that_raised_or_sent_nothing_gets_a_failed_record() -> None:
     (kept, missing) = records.records_of(job_return(sent), expected)
     assert kept["status"] == "FINISHED"
     assert missing["status"] == "FAILED" and "no record" in missing["error"]
+
+
+def test_a_failed_records_error_holds_no_password_of_the_uri_it_quotes() -> None:
+    # MLflow's errors quote the store's URI, credentials included, when they come from
+    # MLFLOW_TRACKING_URI: the record, the summary and the failure line repeat the error.
+    quoted = RuntimeError("API request to http://alice:pw@rd@127.0.0.1:5000/api failed")
+    [record] = records.records_of(job_return(error=quoted), [GRID[0]])
+    assert record["error"] == (
+        "RuntimeError: API request to http://alice:***@127.0.0.1:5000/api failed"
+    )
 
 
 def test_a_half_written_or_foreign_record_is_not_trusted(tmp_path: Path) -> None:
@@ -69,3 +80,41 @@ def test_a_search_keeps_every_trials_record_under_its_number(tmp_path: Path) -> 
     launcher.launch([["seed=2"]], initial_job_idx=2)
     assert records.read_jobs(tmp_path) == ["0", "1", "2"]
     assert [r["status"] for r in records.sweep_records(tmp_path)] == ["FINISHED"] * 3
+
+
+# Issue 25 #2: a record is reused only for the configuration and the store that made it.
+def test_a_finished_record_stands_only_for_its_configuration_and_a_run_the_store_holds(
+    store,
+) -> None:
+    from digits_nn.config import flatten, parse
+
+    params = flatten(parse({"seed": 1}))
+    client = store.client
+
+    def run(status: str, experiment: str | None = None) -> str:
+        run_id = client.create_run(experiment or store.experiment_id).info.run_id
+        client.set_terminated(run_id, status=status)
+        return run_id
+
+    finished = {"key": "seed=1", "status": "FINISHED", "params": params, "run_id": run("FINISHED")}
+    assert records.stale(finished, params, store) is None
+    assert records.stale({**finished, "run_id": None}, params, None) is None  # tracking off
+    other = flatten(parse({"seed": 1, "train": {"alpha": 0.5}}))
+    assert records.stale(finished, other, store) == (
+        "their records were made with another configuration (train.alpha: 0.25 -> 0.5)"
+    )
+    elsewhere = client.create_experiment("elsewhere")
+    for run_id in ("0" * 32, None, run("FINISHED", elsewhere)):
+        reason = records.stale({**finished, "run_id": run_id}, params, store)
+        assert reason == f"their runs are not in the store this sweep records to ({store.uri})"
+    killed = run("KILLED")
+    deleted = run("FINISHED")
+    client.delete_run(deleted)
+    for run_id in (killed, deleted):
+        reason = records.stale({**finished, "run_id": run_id}, params, store)
+        assert reason is not None and reason.endswith(f"or deleted in {store.uri}")
+    # The store's URI, credentials hidden (MLFLOW_TRACKING_URI may carry them).
+    elsewhere_store = dataclasses.replace(store, uri="http://alice:pw@127.0.0.1:5000")
+    assert records.stale({**finished, "run_id": None}, params, elsewhere_store) == (
+        "their runs are not in the store this sweep records to (http://alice:***@127.0.0.1:5000)"
+    )

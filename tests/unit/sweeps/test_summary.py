@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import yaml
@@ -89,3 +90,63 @@ def test_the_failure_line_names_each_failed_job_and_its_error() -> None:
     assert summary.failure_line(failed) == (
         "2 job(s) failed: job seed=1 train.alpha=9: diverged; job seed=2: killed"
     )
+
+
+# Issue 25 #8: the preset left out the seed, so rerun it trained seed 0: another split
+# and other weights than the job it names.
+def test_the_best_preset_runs_the_same_configuration_as_the_job_it_names() -> None:
+    from digits_nn import config
+
+    cfg = config.parse({"seed": 3, "train": {"alpha": 1.0, "validation_size": 0.2}})
+    best = record("1.0", 0.9, 0.95, params=config.flatten(cfg), job="seed=3")
+    preset = config.parse(yaml.safe_load(summary.best_experiment(best, "sweep x")))
+    assert preset.seed == 3
+    assert (preset.data, preset.model, preset.train) == (cfg.data, cfg.model, cfg.train)
+
+
+# Issue 25 #12: a multi-line error broke the summary's markdown table.
+def test_a_multi_line_error_stays_in_its_cell_of_the_markdown_table() -> None:
+    failed = record("0.2", None, error="Traceback:\r\n  boom | here\n\nValueError: x")
+    rows, metric = summary.rank([record("0.1", 0.9), failed])
+    table = summary.to_markdown(rows, "S", metric, []).split("\n\n")[-1].strip().splitlines()
+    assert len(table) == 4  # the header, its rule and one line per job
+    cells = {len(re.findall(r"(?<!\\)\|", line)) for line in table}  # unescaped bars
+    assert cells == {len(summary.columns(rows)) + 1}
+    assert "Traceback:<br>  boom \\| here<br><br>ValueError: x" in table[-1]
+
+
+# Issue 25, "also check": a validated sweep logged the best *test* accuracy over all jobs
+# beside the chosen one's, a figure chosen on the test rows (optimistic).
+def test_a_validated_sweep_logs_no_test_accuracy_chosen_on_the_test_rows() -> None:
+    rows, metric = summary.rank([record("0.1", 0.99, 0.80), record("0.3", 0.90, 0.95)])
+    assert summary.parent_metrics(rows, metric) == {
+        "jobs": 2,
+        "failed_jobs": 0,
+        "best_validation_accuracy": 0.95,
+        "test_accuracy_of_best": 0.90,
+    }
+
+
+# Issue 25, "also check": ties on validation accuracy were broken silently by grid order.
+def test_ties_are_broken_by_less_training_then_by_name_and_the_summary_says_so(
+    tmp_path: Path,
+) -> None:
+    def job(key: str, iterations: int, hidden: int, validation: float) -> dict:
+        params = {"train.alpha": float(key), "train.iterations": iterations}
+        return record(key, 0.9, validation, params=params | {"model.hidden_size": hidden})
+
+    listed = [
+        job("0.5", 3000, 30, 0.95),
+        job("0.4", 3000, 30, 0.95),
+        job("0.3", 500, 100, 0.95),  # 500 x 110 units: less training than 3000 x 40
+        job("0.2", 10000, 10, 0.97),
+        job("0.1", 500, 10, 0.90),
+    ]
+    rows, metric = summary.rank(listed)
+    assert [r["job"] for r in rows] == ["0.2", "0.3", "0.4", "0.5", "0.1"]
+    assert summary.rank(list(reversed(listed)))[0] == rows  # not the grid's order
+    tied, _ = summary.rank([r for r in listed if r["key"] != "0.2"])
+    summary.write_summary(tmp_path, tied, "sweep x", metric)
+    text = (tmp_path / "sweep_summary.md").read_text()
+    assert "Ties are broken by less training (iterations × hidden and output units)" in text
+    assert "3 jobs tie at the best validation_accuracy (0.9500): job 0.3 ranks first" in text

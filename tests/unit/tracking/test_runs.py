@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from digits_nn import errors
-from digits_nn.errors import Terminated
+from digits_nn.errors import Terminated, TrackingError
 from digits_nn.tracking import runs
 from helpers import project_env
 
@@ -63,21 +63,42 @@ def test_a_run_is_closed_as_its_block_ends(store, work, raised, status, error_ta
     assert logged.data.tags.get("error") == error_tag
 
 
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        ("refused\nsecond line", "refused"),
+        ("", "ConnectionError"),
+        ("API request to http://a:pw@h/api failed with exception boom", "API request to"),
+    ],
+)
+def test_a_server_that_stopped_answering_is_named_in_one_line(store, error, said) -> None:
+    """The run is left as the server holds it (closing it would spend another retry
+    budget in vain); the error names the server and the first line of the failure."""
+    import requests
+
+    failure = requests.exceptions.ConnectionError(error) if said != "API request to" else None
+    with pytest.raises(TrackingError) as stopped, runs.run(store, name="gone") as run:
+        raise failure or RuntimeError(error)
+    message = str(stopped.value)
+    assert message.startswith(
+        f"MLflow server {store.uri} stopped answering during run {run.run_id} ("
+    )
+    assert f"({said}" in message and "second line" not in message and "pw" not in message
+    assert message.endswith("The runs it holds are kept; run the job again once it is back.")
+    assert store.client.get_run(run.run_id).info.status == "RUNNING"
+
+
 def test_a_run_that_fails_before_its_work_is_failed_with_its_error(store) -> None:
     run_id = runs.record_failure(store, "refused", {"overrides": "train.alpha=-1"}, "bad")
     logged = store.client.get_run(run_id)
     assert (logged.info.status, logged.data.tags["error"]) == ("FAILED", "bad")
 
 
-def test_a_reopened_run_is_the_same_run_and_the_newest_run_of_a_tag_is_found(store) -> None:
-    """What the evaluate stage does: find the train stage's run by the model's md5 and
-    log into it again."""
-    with runs.run(store, name="older", tags={"model_md5": "abc"}):
-        pass
+def test_a_reopened_run_is_the_same_run(store) -> None:
+    """What the evaluate stage does with the run the train stage handed over: log into it
+    again, and close it."""
     with runs.run(store, name="train", tags={"model_md5": "abc"}) as trained:
         trained.params({"seed": 0})
-    assert runs.find_run(store, "model_md5", "abc") == trained.run_id
-    assert runs.find_run(store, "model_md5", "other") is None
     with runs.run(store, run_id=trained.run_id) as again:
         again.metrics({"test_accuracy": 0.5})
     logged = store.client.get_run(trained.run_id)
