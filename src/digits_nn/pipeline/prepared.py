@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digits_nn.config import Config
-from digits_nn.data import steps
+from digits_nn.data import rows, steps
 from digits_nn.data.steps import OneHot, Scaled, Split
 
 
@@ -28,6 +28,8 @@ class PreparedData:
 def prepare(cfg: Config) -> PreparedData:
     """load -> scale -> split -> onehot, chained in memory, as the DVC stages chain them
     through their files."""
-    scaled = steps.standardise(steps.load_digits())
-    split = steps.split(scaled.X, scaled.y, cfg.data.test_size, cfg.seed)
+    digits = steps.load_digits()
+    fitted = rows.scaling_rows(digits.y, cfg.data, cfg.seed, cfg.train.validation_size)
+    scaled = steps.standardise(digits, fitted)
+    split = steps.take(scaled.X, scaled.y, rows.partition(scaled.y, cfg.data, cfg.seed))
     return PreparedData(scaled, split, steps.one_hot_split(split))
