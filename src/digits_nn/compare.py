@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from digits_nn.cli import guarded
 
@@ -28,10 +29,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--folds", type=int, default=5, help="stratified folds k (default 5)")
     parser.add_argument("--repeats", type=int, default=2, help="repeats of the k folds (2)")
     parser.add_argument("--seed", type=int, default=0, help="the folds' shuffle and init (0)")
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> None:
+    from digits_nn.data.files import write_json
     from digits_nn.errors import ConfigError
     from digits_nn.sweeps import comparison
     from digits_nn.tracking.store import project_root
@@ -42,6 +45,8 @@ def main(argv: list[str]) -> None:
     default = comparison.fold_resamples(args.folds, args.repeats, args.seed)
     result = comparison.run((args.a, args.b), default, project_root())
     print("\n".join(result.lines()))
+    if args.json is not None:
+        write_json(args.json, result.details())
 
 
 if __name__ == "__main__":

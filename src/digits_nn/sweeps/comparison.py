@@ -17,6 +17,7 @@ Both sides are measured on the same resamples: those of a sweep side, or else
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 from dataclasses import dataclass
@@ -75,6 +76,25 @@ class Result:
         )
         out.append(stats.verdict(p, self.a.label, self.b.label))
         return out
+
+    def details(self) -> dict[str, Any]:
+        """Everything the report rests on, for a machine: each side's accuracy per
+        resample (its ``RESAMPLE_PARAMS`` values) and the test's figures."""
+
+        def side(s: Side) -> dict[str, Any]:
+            rows = [
+                {**dict(zip(resamples.RESAMPLE_PARAMS, key)), "accuracy": value}
+                for key, value in s.accuracies.items()
+            ]
+            return {"label": s.label, "ratio": s.ratio, "resamples": rows}
+
+        return {
+            "a": side(self.a),
+            "b": side(self.b),
+            "paired": dataclasses.asdict(self.paired),
+            "distinguishable": self.paired.distinguishable,
+            "verdict": self.lines()[-1],
+        }
 
 
 def fold_resamples(folds: int, repeats: int, seed: int) -> list[dict[str, Any]]:
