@@ -44,16 +44,31 @@ def swept_values(row: dict[str, Any]) -> dict[str, str]:
     return {key.lstrip("+~"): value for key, _, value in pairs}
 
 
+def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """Every key the sweep varies: the overrides whose value differs between jobs."""
+    values: dict[str, set[str]] = {}
+    for row in rows:
+        for key, value in swept_values(row).items():
+            values.setdefault(key, set()).add(value)
+    return sorted(
+        k for k, v in values.items() if len(v) > 1 or any(k not in swept_values(r) for r in rows)
+    )
+
+
 def is_resampled(swept: list[str]) -> bool:
     """Whether the sweep varies the rows: then its jobs group into configurations."""
     return any(key in RESAMPLING_KEYS for key in swept)
 
 
-def configuration_of(row: dict[str, Any]) -> str:
-    """The job's configuration: its overrides without those that pick its resample."""
+def configuration_of(row: dict[str, Any], varied: list[str]) -> str:
+    """The job's configuration, named by its values of the keys in ``varied`` (the swept
+    keys that are not resampling keys); where none vary, by its overrides without those
+    that pick its resample."""
+    overrides = row.get("overrides") or []
+    if varied:
+        return job_key([o for o in overrides if _key(o) in varied])
     left_out = (*RESAMPLING_KEYS, *SWEEP_OVERRIDES)
-    kept = [o for o in row.get("overrides") or [] if _key(o) not in left_out]
-    return job_key(kept)
+    return job_key([o for o in overrides if _key(o) not in left_out])
 
 
 def resample_of(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -84,10 +99,11 @@ def accuracies(rows: list[dict[str, Any]], metric: str) -> dict[tuple[Any, ...],
 
 def group(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Configuration -> its finished jobs, in the sweep's order."""
+    varied = [k for k in swept_keys(rows) if k not in RESAMPLING_KEYS]
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         if row["status"] == "FINISHED":
-            groups.setdefault(configuration_of(row), []).append(row)
+            groups.setdefault(configuration_of(row, varied), []).append(row)
     return groups
 
 

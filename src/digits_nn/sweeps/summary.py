@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from digits_nn.data.files import write_bytes
 from digits_nn.pipeline import plots
 from digits_nn.sweeps import resamples, stats
-from digits_nn.sweeps.resamples import swept_values
+from digits_nn.sweeps.resamples import swept_keys, swept_values
 
 # A job's params that pick its resample, never part of a preset.
 RESAMPLE_PARAMS = ("data.folds", "data.fold", "data.repeat")
@@ -52,17 +52,6 @@ def rank(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
         row["rank"] = position
         row |= swept_values(row)
     return rows, metric
-
-
-def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
-    """Every key the sweep varies: the overrides whose value differs between jobs."""
-    values: dict[str, set[str]] = {}
-    for row in rows:
-        for key, value in swept_values(row).items():
-            values.setdefault(key, set()).add(value)
-    return sorted(
-        k for k, v in values.items() if len(v) > 1 or any(k not in swept_values(r) for r in rows)
-    )
 
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:
