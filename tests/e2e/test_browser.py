@@ -93,6 +93,20 @@ def browser() -> Iterator[object]:
 # --- the MLflow dashboard ----------------------------------------------------------------
 
 
+def dashboard_page(browser, url: str):
+    """A page that may reach the MLflow server at ``url`` only; (page, requests)."""
+    requests = Requests(url)
+    context = browser.new_context(viewport=VIEWPORT)
+    # Cosmetic only: keep MLflow's assistant panel closed so it does not cover the page.
+    context.add_init_script(
+        "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
+        "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');"
+    )
+    context.route("**/*", requests)
+    context.set_default_timeout(45_000)
+    return context.new_page(), requests
+
+
 def test_mlflow_run_page_shows_name_cost_chart_and_accuracy(
     reproduced: Path, mlflow_server, browser, tmp_path: Path
 ) -> None:
@@ -103,16 +117,8 @@ def test_mlflow_run_page_shows_name_cost_chart_and_accuracy(
     assert client.get_metric_history(run.info.run_id, "train_cost"), "no cost curve logged"
 
     url = mlflow_server(f"sqlite:///{reproduced / 'mlflow.db'}", reproduced)
-    requests = Requests(url)
-    context = browser.new_context(viewport=VIEWPORT)
-    # Cosmetic only: keep MLflow's assistant panel closed so it does not cover the page.
-    context.add_init_script(
-        "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
-        "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');"
-    )
-    context.route("**/*", requests)
-    context.set_default_timeout(45_000)
-    page = context.new_page()
+    page, requests = dashboard_page(browser, url)
+    context = page.context
     run_page = f"{url}/#/experiments/{experiment_id}/runs/{run.info.run_id}"
 
     # Overview: the run's name as its title, and the metrics table with test_accuracy.
@@ -293,15 +299,8 @@ def test_mlflow_compare_view_shows_the_peers_beside_the_network(
         "h256-a0.05-i3-s0-f0r0"
     }
     url = mlflow_server(f"sqlite:///{clone / 'mlflow.db'}", clone)
-    requests = Requests(url)
-    context = browser.new_context(viewport=VIEWPORT)
-    context.add_init_script(
-        "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
-        "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');"
-    )
-    context.route("**/*", requests)
-    context.set_default_timeout(45_000)
-    page = context.new_page()
+    page, requests = dashboard_page(browser, url)
+    context = page.context
     ids = json.dumps([r.info.run_id for r in fold])
     experiments = json.dumps([fold[0].info.experiment_id])
     page.goto(f"{url}/#/compare-runs?runs={quote(ids)}&experiments={quote(experiments)}")
