@@ -218,18 +218,18 @@ def test_a_dvc_stage_refuses_a_peer_and_nothing_is_lost(reproduced: Path) -> Non
     assert md5(reproduced / "models/model.npz") == before
 
 
-def test_compare_takes_two_revisions_params(clone: Path, tmp_path: Path) -> None:
+def test_compare_takes_two_revisions_params(reproduced: Path, tmp_path: Path) -> None:
     """rev:REV is the configuration a commit or a `dvc exp` recorded in params.yaml."""
-    params = clone / "params.yaml"
+    params = reproduced / "params.yaml"
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     params.write_text(params.read_text().replace("peer: null", "peer: logistic"))
-    run([*git, "commit", "-qam", "logistic"], clone)
+    run([*git, "commit", "-qam", "logistic"], reproduced)
     params.write_text(params.read_text().replace("peer: logistic", "peer: svc"))
-    dvc("exp", "save", "-n", "with-svc", "-f", cwd=clone)
-    text, result = compare(clone, "rev:HEAD", "rev:with-svc", tmp_path)
+    dvc("exp", "save", "-n", "with-svc", "-f", cwd=reproduced)
+    text, result = compare(reproduced, "rev:HEAD", "rev:with-svc", tmp_path)
     assert result["a"]["label"] == "rev:HEAD" and result["b"]["label"] == "rev:with-svc"
     assert result["distinguishable"] and "rev:with-svc is better than rev:HEAD" in text
     bad = run(
-        [sys.executable, "-m", "digits_nn.compare", "rev:nope", "rev:HEAD"], clone, check=False
+        [sys.executable, "-m", "digits_nn.compare", "rev:nope", "rev:HEAD"], reproduced, check=False
     )
     assert bad.returncode == 2 and "rev:nope: no such git revision" in bad.stderr
