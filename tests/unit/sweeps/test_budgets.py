@@ -70,3 +70,9 @@ def test_a_diverging_shared_training_fails_only_the_budgets_that_diverge() -> No
     assert len(shared.result(1).cost_curve) == 1
     with pytest.raises(Exception, match="diverged"):
         shared.result(6)
+
+
+def test_a_peer_shares_no_budget() -> None:
+    """A peer trains no iterations: reading its budgets off the network's training would
+    record the network under the peer's name."""
+    assert not budgets.can_share(parse({"peer": "svc"}))
