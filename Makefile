@@ -75,7 +75,7 @@ plots:  ## dvc_plots/index.html: the cost curve and confusion matrix, rendered o
 vega-page:  ## vendor/vega/dvc-plots.html: the plots template with the vega scripts inlined
 	$(PYTHON) vendor/vega/inline.py
 
-screenshots:  ## regenerate docs/img/mlflow-run.png, mlflow-runs.png and dvc-plots.png
+screenshots:  ## regenerate docs/img/mlflow-run.png, mlflow-runs.png, mlflow-peers.png and dvc-plots.png
 	DIGITS_NN_SCREENSHOTS=$(CURDIR)/docs/img $(PYTHON) -m pytest tests/e2e/test_browser.py
 
 pictures:  ## regenerate the README's pictures in docs/img/ (dvc repro, then the grid sweep)

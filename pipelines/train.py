@@ -8,12 +8,13 @@ from digits_nn.data import artifacts
 from digits_nn.pipeline import provenance
 from digits_nn.pipeline.prepared import PreparedData, check_split
 from digits_nn.pipeline.recording import RunData, new_run
-from digits_nn.pipeline.steps import RunContext, hand_over, train_and_record
+from digits_nn.pipeline.steps import RunContext, hand_over, refuse_peer, train_and_record
 from digits_nn.tracking.store import open_store
 
 
 @stage
 def main(cfg: Config) -> None:
+    refuse_peer(cfg)
     split = artifacts.read_split(cfg.paths.split)
     onehot = artifacts.read_onehot(cfg.paths.onehot, split)
     scaled = artifacts.read_scaled(cfg.paths.scaled)  # its scaling travels with the model

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from digits_nn import credentials
-from digits_nn.data.digits import N_CLASSES, N_PIXELS, N_ROWS
+from digits_nn.data.digits import MIN_CLASS_ROWS, N_CLASSES, N_PIXELS, N_ROWS
 from digits_nn.errors import ConfigError
 
 # The choices each key allows. digits_nn.core implements each one (its tables of
@@ -32,6 +32,10 @@ INITS = ("uniform", "xavier", "he")
 OPTIMIZERS = ("gd", "sgd", "momentum")
 SCHEDULES = ("constant", "inverse_time")
 DTYPES = ("float64", "float32")
+# The scikit-learn peers a run can train instead of the network (digits_nn.pipeline.peers).
+PEERS = ("svc", "mlp", "logistic", "knn")
+# The rows the scaler is fitted on: every row (the tutorial's order) or the training rows.
+SCALER_ROWS = ("all", "train")
 # Options that act only under one choice of another key of the same section. They are
 # unset (null) by default and refused where they would have no effect, so that a run's
 # params hold only what took effect. Where they act, an unset one takes its default.
@@ -49,6 +53,10 @@ DEFAULT_HIDDEN_SIZE = 30
 @dataclass
 class DataConfig:
     test_size: float = 0.4
+    scaler_rows: str = "all"
+    folds: Optional[int] = None  # noqa: UP045
+    fold: Optional[int] = None  # noqa: UP045 - data.folds only
+    repeat: Optional[int] = None  # noqa: UP045 - data.folds only
 
 
 @dataclass
@@ -118,6 +126,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    peer: Optional[str] = None  # noqa: UP045
 
 
 def parse(raw: Mapping[str, Any] | DictConfig) -> Config:
@@ -135,6 +144,10 @@ def parse(raw: Mapping[str, Any] | DictConfig) -> Config:
         raise ConfigError("\n".join(errors))
     if config.model.hidden_sizes is None and config.model.hidden_size is None:
         config.model.hidden_size = DEFAULT_HIDDEN_SIZE  # the one hidden layer's width
+    if config.data.folds is not None:
+        # Where a fold is chosen without saying which: the first fold of the first repeat.
+        config.data.fold = config.data.fold or 0
+        config.data.repeat = config.data.repeat or 0
     if config.train.optimizer == "momentum":
         # What takes effect when momentum is chosen without its coefficients.
         if config.train.momentum is None:
@@ -176,7 +189,8 @@ def flatten(config: Config) -> dict[str, Any]:
         else:
             yield prefix[:-1], node
 
-    inert = {f"train.{key}" for key in CONDITIONAL_TRAIN_KEYS} | {"model.hidden_size"}
+    inert = {f"train.{key}" for key in CONDITIONAL_TRAIN_KEYS} | {"model.hidden_size", "peer"}
+    inert |= {f"data.{key}" for key in ("folds", "fold", "repeat")}
     return {key: value for key, value in walk(config, "") if value is not None or key not in inert}
 
 
@@ -194,6 +208,11 @@ def _range_errors(config: Config) -> Iterator[str]:
             config.data.test_size,
             f"a share of the {N_ROWS} rows leaving at least one row per class ({N_CLASSES})"
             f" both to test and to train on: {_shares_leaving_a_row_per_class(N_ROWS)}",
+        )
+    yield from _data_errors(config.data)
+    if config.peer is not None and config.peer not in PEERS:
+        yield bad(
+            "peer", config.peer, f"null (this project's network) or one of {', '.join(PEERS)}"
         )
     if config.model.hidden_size is not None and config.model.hidden_size < 1:
         yield bad("model.hidden_size", config.model.hidden_size, "a whole number >= 1")
@@ -243,7 +262,7 @@ def _range_errors(config: Config) -> Iterator[str]:
         yield bad("train.validation_size", train.validation_size, "a number in [0, 1)")
     elif train.validation_size > 0 and _leaves_a_row_per_class(config.data.test_size):
         # Checked against a valid test share only: the rows it leaves to carve from.
-        yield from _validation_size_errors(train.validation_size, config.data.test_size)
+        yield from _validation_size_errors(train.validation_size, config.data)
     if train.patience is not None and train.patience < 1:
         yield bad(
             "train.patience", train.patience, "null (never stop early) or a whole number >= 1"
@@ -287,13 +306,52 @@ def held_out(n: int, share: float) -> tuple[int, int]:
     return n - held, held
 
 
-def _validation_size_errors(validation_size: float, test_size: float) -> Iterator[str]:
+def training_rows(data: DataConfig) -> int:
+    """How many training rows a run has (the fewest, over the folds of a k-fold)."""
+    if data.folds is not None and 2 <= data.folds <= MIN_CLASS_ROWS:
+        return N_ROWS - math.ceil(N_ROWS / data.folds)
+    return held_out(N_ROWS, data.test_size)[0]
+
+
+def _data_errors(data: DataConfig) -> Iterator[str]:
+    """The scaler's rows, and the fold: in range, and set only with ``data.folds``."""
+    if data.scaler_rows not in SCALER_ROWS:
+        yield (
+            f"data.scaler_rows={data.scaler_rows!r} is not allowed: one of"
+            f" {', '.join(SCALER_ROWS)} (all: fitted on every row, the tutorial's order;"
+            " train: on the training rows alone)."
+        )
+    if data.folds is None:
+        for key in ("fold", "repeat"):
+            if getattr(data, key) is not None:
+                yield (
+                    f"data.{key}={getattr(data, key)!r} is not allowed: null unless data.folds"
+                    " is set (a fold of a k-fold; without folds, data.test_size decides the"
+                    " test rows)."
+                )
+        return
+    if not (2 <= data.folds <= MIN_CLASS_ROWS):
+        yield (
+            f"data.folds={data.folds!r} is not allowed: null (a data.test_size split), or a"
+            f" whole number from 2 to {MIN_CLASS_ROWS} (the fewest rows of one digit)."
+        )
+    elif data.fold is not None and not (0 <= data.fold < data.folds):
+        yield (
+            f"data.fold={data.fold!r} is not allowed: a whole number from 0 to"
+            f" {data.folds - 1} (data.folds={data.folds})."
+        )
+    if data.repeat is not None and data.repeat < 0:
+        yield f"data.repeat={data.repeat!r} is not allowed: a whole number >= 0."
+
+
+def _validation_size_errors(validation_size: float, data: DataConfig) -> Iterator[str]:
     """A stratified validation share needs one row per class on both of its sides."""
-    n_train, _ = held_out(N_ROWS, test_size)
+    n_train = training_rows(data)
     n_fit, n_validation = held_out(n_train, validation_size)
     if min(n_fit, n_validation) >= N_CLASSES:
         return
-    rows = f"the {n_train} training rows (data.test_size={test_size})"
+    how = f"data.folds={data.folds}" if data.folds else f"data.test_size={data.test_size}"
+    rows = f"the {n_train} training rows ({how})"
     if n_train < 2 * N_CLASSES:
         allowed = f"0, as {rows} are too few to hold out one row per class"
     else:

@@ -7,10 +7,13 @@
   network cut off: its template (vendor/vega/dvc-plots.html, set in .dvc/config) has the
   vendored vega scripts inlined.
 - `dvc plots diff` of two experiments draws both cost curves on one chart, offline too.
+- After `sweep=peers`, MLflow's compare view shows one fold's network run beside its four
+  scikit-learn peers, their test accuracies in one row.
 
-The tests save screenshots (mlflow-run.png, mlflow-runs.png, dvc-plots.png) to the
-folder named by DIGITS_NN_SCREENSHOTS, else to a temporary folder, so that running the
-suite leaves the working tree as it was. `make screenshots` points it at docs/img/.
+The tests save screenshots (mlflow-run.png, mlflow-runs.png, mlflow-peers.png,
+dvc-plots.png) to the folder named by DIGITS_NN_SCREENSHOTS, else to a temporary
+folder, so that running the suite leaves the working tree as it was. `make screenshots`
+points it at docs/img/.
 Playwright only drives the browser here: `playwright install` is never needed.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +93,20 @@ def browser() -> Iterator[object]:
 # --- the MLflow dashboard ----------------------------------------------------------------
 
 
+def dashboard_page(browser, url: str):
+    """A page that may reach the MLflow server at ``url`` only; (page, requests)."""
+    requests = Requests(url)
+    context = browser.new_context(viewport=VIEWPORT)
+    # Cosmetic only: keep MLflow's assistant panel closed so it does not cover the page.
+    context.add_init_script(
+        "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
+        "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');"
+    )
+    context.route("**/*", requests)
+    context.set_default_timeout(45_000)
+    return context.new_page(), requests
+
+
 def test_mlflow_run_page_shows_name_cost_chart_and_accuracy(
     reproduced: Path, mlflow_server, browser, tmp_path: Path
 ) -> None:
@@ -99,16 +117,8 @@ def test_mlflow_run_page_shows_name_cost_chart_and_accuracy(
     assert client.get_metric_history(run.info.run_id, "train_cost"), "no cost curve logged"
 
     url = mlflow_server(f"sqlite:///{reproduced / 'mlflow.db'}", reproduced)
-    requests = Requests(url)
-    context = browser.new_context(viewport=VIEWPORT)
-    # Cosmetic only: keep MLflow's assistant panel closed so it does not cover the page.
-    context.add_init_script(
-        "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
-        "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');"
-    )
-    context.route("**/*", requests)
-    context.set_default_timeout(45_000)
-    page = context.new_page()
+    page, requests = dashboard_page(browser, url)
+    context = page.context
     run_page = f"{url}/#/experiments/{experiment_id}/runs/{run.info.run_id}"
 
     # Overview: the run's name as its title, and the metrics table with test_accuracy.
@@ -264,3 +274,52 @@ def test_dvc_plots_diff_overlays_two_experiments_offline(
     # Both experiments' curves on one chart, each in its own colour.
     assert first[1] > 200 and second[1] > 200, (first, second)
     page.context.close()
+
+
+# --- the peers beside the network, in MLflow's compare view ---------------------------------
+
+
+def test_mlflow_compare_view_shows_the_peers_beside_the_network(
+    clone: Path, mlflow_server, browser, tmp_path: Path
+) -> None:
+    from urllib.parse import quote
+
+    from helpers import run_app
+
+    run_app(
+        clone, "sweep=peers", "hydra.launcher.n_jobs=2", "data.folds=2", "data.repeat=range(1)",
+        "experiment=modern", "train.iterations=3",
+    )  # fmt: skip
+    _, runs = mlflow_runs(clone)
+    fold = [
+        r for r in runs if "mlflow.parentRunId" in r.data.tags and r.data.params["data.fold"] == "0"
+    ]
+    names = {r.info.run_name for r in fold}
+    assert names == {f"peer-{p}-s0-f0r0" for p in ("svc", "mlp", "logistic", "knn")} | {
+        "h256-a0.05-i3-s0-f0r0"
+    }
+    url = mlflow_server(f"sqlite:///{clone / 'mlflow.db'}", clone)
+    page, requests = dashboard_page(browser, url)
+    context = page.context
+    ids = json.dumps([r.info.run_id for r in fold])
+    experiments = json.dumps([fold[0].info.experiment_id])
+    page.goto(f"{url}/#/compare-runs?runs={quote(ids)}&experiments={quote(experiments)}")
+    page.get_by_text("peer-svc-s0-f0r0").first.wait_for()
+    page.get_by_text("test_accuracy").first.wait_for()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=screenshot_path("mlflow-peers.png", tmp_path), full_page=True)
+    shown = page.inner_text("body")
+    for name in names:
+        assert name in shown, f"{name} is not in the compare view"
+    # The peers' accuracies in the network's metric row: the metrics grid lists the
+    # metric names, then each metric's values, a cell per run, to 3 significant digits.
+    lines = shown[shown.index("\nMetrics\n") :].splitlines()[3:]
+    names_end = next(i for i, line in enumerate(lines) if re.fullmatch(r"NaN|-?[\d.e+-]+", line))
+    metric_names = lines[:names_end]
+    values = lines[names_end : names_end + len(metric_names) * len(fold)]
+    row = metric_names.index("test_accuracy")
+    cells = sorted(float(v) for v in values[row * len(fold) : (row + 1) * len(fold)])
+    expected = sorted(r.data.metrics["test_accuracy"] for r in fold)
+    assert cells == pytest.approx(expected, abs=5e-3), (metric_names, values)
+    assert requests.blocked == [], f"the dashboard tried to leave 127.0.0.1: {requests.blocked}"
+    context.close()

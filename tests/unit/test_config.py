@@ -183,7 +183,9 @@ def test_flatten_gives_dotted_keys():
         for key in (value if isinstance(value, dict) else [None])
     }
     # Unset options that act only under another choice are left out (issue 14, item 9).
-    assert set(flat) == expected - {"train.momentum", "train.nesterov", "train.decay"}
+    unset = {"train.momentum", "train.nesterov", "train.decay", "peer"}
+    unset |= {"data.folds", "data.fold", "data.repeat"}
+    assert set(flat) == expected - unset
 
 
 # ---- every refusal, word for word (mutation testing, docs/mutation.md) -------------
@@ -240,7 +242,17 @@ MESSAGES = [
     ({"tracking": {"accuracy_every": -1}}, "tracking.accuracy_every=-1 is not allowed: a whole number >= 0."),
     ({"tracking": {"experiment": ""}}, "tracking.experiment='' is not allowed: a non-empty name."),
     # Unknown keys and wrong types, as OmegaConf reports them, reworded.
-    ({"data": {"foo": 1}}, "data.foo: unknown key in 'data'. Allowed keys: test_size."),
+    ({"data": {"foo": 1}}, "data.foo: unknown key in 'data'. Allowed keys: test_size, scaler_rows, folds, fold, repeat."),
+    # Which rows the scaler sees, the folds and the peer.
+    ({"data": {"scaler_rows": "test"}}, "data.scaler_rows='test' is not allowed: one of all, train (all: fitted on every row, the tutorial's order; train: on the training rows alone)."),
+    ({"data": {"folds": 1}}, "data.folds=1 is not allowed: null (a data.test_size split), or a whole number from 2 to 174 (the fewest rows of one digit)."),
+    ({"data": {"folds": 175}}, "data.folds=175 is not allowed: null (a data.test_size split), or a whole number from 2 to 174 (the fewest rows of one digit)."),
+    ({"data": {"folds": 5, "fold": 5}}, "data.fold=5 is not allowed: a whole number from 0 to 4 (data.folds=5)."),
+    ({"data": {"folds": 5, "fold": -1}}, "data.fold=-1 is not allowed: a whole number from 0 to 4 (data.folds=5)."),
+    ({"data": {"folds": 5, "repeat": -1}}, "data.repeat=-1 is not allowed: a whole number >= 0."),
+    ({"data": {"fold": 2}}, "data.fold=2 is not allowed: null unless data.folds is set (a fold of a k-fold; without folds, data.test_size decides the test rows)."),
+    ({"data": {"repeat": 0}}, "data.repeat=0 is not allowed: null unless data.folds is set (a fold of a k-fold; without folds, data.test_size decides the test rows)."),
+    ({"peer": "forest"}, "peer='forest' is not allowed: null (this project's network) or one of svc, mlp, logistic, knn."),
     ({"train": {"alpha": "abc"}}, "train.alpha='abc' is not allowed: a number."),
     ({"model": {"hidden_sizes": [1, "a"]}}, "model.hidden_sizes[1]='a' is not allowed: null or a list of whole numbers."),
     ({"seed": 1.5}, "seed=1.5 is not allowed: a whole number."),
@@ -434,3 +446,29 @@ def test_credentials_anywhere_in_a_composed_config_are_refused_naming_the_key() 
     config.refuse_credentials(
         {"seed": 0, "hydra": {"overrides": {"task": ["seed=0,1"]}}}
     )  # no error
+
+
+def test_a_fold_unsaid_is_the_first_fold_of_the_first_repeat() -> None:
+    cfg = config.parse({"data": {"folds": 5}})
+    assert (cfg.data.fold, cfg.data.repeat) == (0, 0)
+    flat = config.flatten(cfg)
+    assert (flat["data.folds"], flat["data.fold"], flat["data.repeat"]) == (5, 0, 0)
+
+
+def test_the_validation_share_is_checked_against_a_folds_training_rows() -> None:
+    # 2 folds leave 898 training rows; 9 of them are too few to hold one row per class.
+    with pytest.raises(ConfigError, match=r"the 898 training rows \(data.folds=2\)"):
+        config.parse({"data": {"folds": 2}, "train": {"validation_size": 0.01}})
+    assert config.training_rows(config.parse({"data": {"folds": 5}}).data) == 1437
+
+
+def test_the_classic_default_fits_the_scaler_on_every_row_and_modern_does_not() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from helpers import ROOT
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        classic = config.parse(compose("config"))
+        modern = config.parse(compose("config", overrides=["experiment=modern"]))
+    assert classic.data.scaler_rows == "all"
+    assert modern.data.scaler_rows == "train"

@@ -22,10 +22,15 @@ from digits_nn.cli import exit_on_user_error, interactive
 from digits_nn.config import Config
 from digits_nn.core.training import TrainingResult
 from digits_nn.data.files import write_bytes
-from digits_nn.pipeline import provenance
+from digits_nn.pipeline import peers, provenance
 from digits_nn.pipeline.prepared import PreparedData, prepare
 from digits_nn.pipeline.recording import RunData, new_run
-from digits_nn.pipeline.steps import RunContext, evaluate_and_record, train_and_record
+from digits_nn.pipeline.steps import (
+    RunContext,
+    evaluate_and_record,
+    peer_and_record,
+    train_and_record,
+)
 from digits_nn.tracking.store import open_store
 
 #: How a run gets its trained network: by training (the default), or by reading it from
@@ -72,9 +77,14 @@ def run(cfg: Config, place: RunPlace, train: TrainStep = train_and_record) -> Ou
     # test_size; the md5 (the datasets' digest) says whether it does.
     run_data = RunData(data.split, provenance.split_md5(data.split), cfg.paths.split)
     tags = {"overrides": " ".join(place.overrides), **place.tags}
+    if cfg.peer is not None:
+        tags |= peers.tags(cfg.peer)
     with new_run(store, cfg, run_data, tags) as logged:
         outputs = cfg.paths.under(place.output_dir)
         ctx = RunContext(cfg, logged, outputs, params_file, place.progress)
+        if cfg.peer is not None:
+            scored, validation = peer_and_record(ctx, data)
+            return Outcome(cfg, scored.test_accuracy, validation, logged.run_id, np.empty(0))
         result = train(ctx, data)
         evaluation = evaluate_and_record(ctx, result, data)
     return Outcome(

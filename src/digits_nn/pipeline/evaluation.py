@@ -22,11 +22,18 @@ class Evaluation:
 
 
 def evaluate(network: Network, split: Split) -> Evaluation:
+    return evaluate_predictions(
+        split, predict(network, split.X_train), predict(network, split.X_test)
+    )
+
+
+def evaluate_predictions(
+    split: Split, train_predictions: np.ndarray, test_predictions: np.ndarray
+) -> Evaluation:
+    """The figures of any model's predictions on a split's training and test rows."""
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 
     labels = list(range(N_CLASSES))
-    train_predictions = predict(network, split.X_train)
-    test_predictions = predict(network, split.X_test)
     report = classification_report(
         split.y_test, test_predictions, labels=labels, output_dict=True, zero_division=0
     )

@@ -32,13 +32,7 @@ def save_evaluation(
     paths: PathsConfig, evaluation: Evaluation, result: TrainingResult, data: PreparedData
 ) -> list[Path]:
     """metrics.json, per-class report, test predictions and the PNGs; returns the paths."""
-    write_json(paths.metrics, metrics_file(evaluation, result))
-    write_json(paths.classes, evaluation.per_class)
-    write_csv(
-        paths.predictions,
-        ["actual", "predicted"],
-        zip(data.split.y_test.tolist(), evaluation.test_predictions.tolist()),
-    )
+    files = save_reports(paths, evaluation, data, metrics_file(evaluation, result))
     plot_dir = Path(paths.plots)
     pictures = {name: plot_dir / f"{name}.png" for name in PICTURES}
     plots.save_cost_curve(pictures["cost"], result.cost_curve, result.classic_cost_curve)
@@ -52,7 +46,36 @@ def save_evaluation(
         evaluation.test_predictions,
     )
     plots.save_first_layer_weights(pictures["weights"], result.network.weights[0])
-    return [Path(paths.metrics), Path(paths.classes), Path(paths.predictions), *pictures.values()]
+    return [*files, *pictures.values()]
+
+
+def save_reports(
+    paths: PathsConfig, evaluation: Evaluation, data: PreparedData, figures: dict[str, float]
+) -> list[Path]:
+    """metrics.json (``figures``), the per-class report and the test predictions."""
+    write_json(paths.metrics, figures)
+    write_json(paths.classes, evaluation.per_class)
+    write_csv(
+        paths.predictions,
+        ["actual", "predicted"],
+        zip(data.split.y_test.tolist(), evaluation.test_predictions.tolist()),
+    )
+    return [Path(paths.metrics), Path(paths.classes), Path(paths.predictions)]
+
+
+def save_peer_evaluation(
+    paths: PathsConfig, evaluation: Evaluation, data: PreparedData, figures: dict[str, float]
+) -> list[Path]:
+    """What a peer's run writes: the reports and the pictures that are not the network's
+    (no cost curve, no weights)."""
+    files = save_reports(paths, evaluation, data, figures)
+    plot_dir = Path(paths.plots)
+    pictures = [plot_dir / "confusion.png", plot_dir / "misclassified.png"]
+    plots.save_confusion_matrix(pictures[0], evaluation.confusion, evaluation.test_accuracy)
+    plots.save_misclassified(
+        pictures[1], data.test_pixels, data.split.y_test, evaluation.test_predictions
+    )
+    return [*files, *pictures]
 
 
 def metrics(evaluation: Evaluation, result: TrainingResult) -> dict[str, float]:

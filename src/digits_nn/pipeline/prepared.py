@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digits_nn.config import Config
-from digits_nn.data import steps
+from digits_nn.data import rows, steps
 from digits_nn.data.steps import OneHot, Scaled, Split
 from digits_nn.errors import ConfigError
 
@@ -29,9 +29,12 @@ class PreparedData:
 def prepare(cfg: Config) -> PreparedData:
     """load -> scale -> split -> onehot, chained in memory, as the DVC stages chain them
     through their files."""
-    scaled = steps.standardise(steps.load_digits())
-    split = steps.split(scaled.X, scaled.y, cfg.data.test_size, cfg.seed)
-    check_split(cfg, split)
+    digits = steps.load_digits()
+    partition = rows.partition(digits.y, cfg.data, cfg.seed)
+    check_split(cfg, steps.take(digits.X, digits.y, partition))
+    fitted = rows.scaling_rows(digits.y, cfg.data, cfg.seed, cfg.train.validation_size)
+    scaled = steps.standardise(digits, fitted)
+    split = steps.take(scaled.X, scaled.y, partition)
     return PreparedData(scaled, split, steps.one_hot_split(split))
 
 

@@ -15,7 +15,7 @@ from digits_nn import config
 from digits_nn.config import Config
 from digits_nn.core.training import TrainingResult
 from digits_nn.data.steps import Scaled, Split
-from digits_nn.pipeline import provenance
+from digits_nn.pipeline import peers, provenance
 from digits_nn.tracking import runs
 from digits_nn.tracking.models import log_model
 from digits_nn.tracking.runs import RunLog
@@ -75,8 +75,16 @@ def run_tags(data_md5: str) -> dict[str, str]:
 
 
 def record_config(run: RunLog, cfg: Config, params_file: Path | None) -> None:
-    """The whole config as params, and the params file the run was given."""
-    run.params(config.flatten(cfg))
+    """The whole config as params, and the params file the run was given. A peer's run
+    has the params that act on it: the seed, the data section, the peer and its
+    estimator (the network's sections play no part in it)."""
+    params = config.flatten(cfg)
+    if cfg.peer is not None:
+        params = {k: v for k, v in params.items() if k.split(".")[0] in ("seed", "data", "peer")}
+        params |= peers.params(cfg.peer)
+        if cfg.train.validation_size:
+            params["train.validation_size"] = cfg.train.validation_size
+    run.params(params)
     if params_file is not None and params_file.is_file():
         run.files([params_file])
 
@@ -111,14 +119,26 @@ def record_model(run: RunLog, model_file: Path, scaling: Scaled) -> None:
 
 
 def run_name(config: Config) -> str:
-    """A name a person can read in the dashboard, e.g. ``h30-a0.25-i3000-s0``."""
+    """A name a person can read in the dashboard, e.g. ``h30-a0.25-i3000-s0``, a peer's
+    ``peer-svc-s0``; a fold's ends in its fold and repeat (``-f2r0``)."""
     model = config.model
     hidden = "x".join(map(str, model.hidden_sizes)) if model.hidden_sizes else model.hidden_size
-    return f"h{hidden}-a{config.train.alpha:g}-i{config.train.iterations}-s{config.seed}"
+    name = f"h{hidden}-a{config.train.alpha:g}-i{config.train.iterations}-s{config.seed}"
+    if config.peer is not None:
+        name = f"peer-{config.peer}-s{config.seed}"
+    if config.data.folds is not None:
+        name += f"-f{config.data.fold}r{config.data.repeat}"
+    return name
 
 
 def describe(config: Config) -> str:
     """One line for the dashboard: the network and how it is trained."""
+    if config.peer is not None:
+        peer = peers.PEERS_BY_NAME[config.peer]
+        return (
+            f"Baseline: scikit-learn {peer.label} on the {peer.inputs} pixels of the same"
+            f" rows, seed {config.seed}."
+        )
     model, train = config.model, config.train
     sizes = "-".join(map(str, model.layer_sizes()))
     if train.optimizer == "gd" and train.batch_size is None:

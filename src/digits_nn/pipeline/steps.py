@@ -23,9 +23,9 @@ from digits_nn.core.training import TrainingResult, Watch
 from digits_nn.credentials import redact
 from digits_nn.data.files import write_json
 from digits_nn.data.steps import without_validation
-from digits_nn.errors import TrainingDiverged
-from digits_nn.pipeline import outputs, recording
-from digits_nn.pipeline.evaluation import Evaluation, evaluate
+from digits_nn.errors import ConfigError, TrainingDiverged
+from digits_nn.pipeline import outputs, peers, recording
+from digits_nn.pipeline.evaluation import Evaluation, evaluate, evaluate_predictions
 from digits_nn.pipeline.fit import accuracy_on_test, fit
 from digits_nn.pipeline.prepared import PreparedData
 from digits_nn.pipeline.provenance import md5
@@ -145,6 +145,41 @@ def run_to_evaluate(
         log.warning("evaluate records into a run of its own: %s", why_not)
     tags = {"model_md5": md5(cfg.paths.model)}
     return recording.new_run(store, cfg, run_data, tags)
+
+
+def peer_and_record(ctx: RunContext, data: PreparedData) -> tuple[Evaluation, float | None]:
+    """Fit the run's scikit-learn peer on the run's rows and record it as a network's run
+    is recorded (the same metrics, reports and dataset inputs); its validation accuracy,
+    if there are validation rows."""
+    cfg = ctx.cfg
+    assert cfg.peer is not None
+    recording.record_config(ctx.run, cfg, ctx.params_file)
+    log.info("fitting the peer %s", peers.PEERS_BY_NAME[cfg.peer].label)
+    fitted = peers.fit_peer(cfg.peer, data, cfg.seed, cfg.train.validation_size)
+    rows = without_validation(data.split, cfg.train.validation_size, cfg.seed)
+    evaluation = evaluate_predictions(rows, fitted.train_predictions, fitted.test_predictions)
+    figures = {
+        "test_accuracy": evaluation.test_accuracy,
+        "train_accuracy": evaluation.train_accuracy,
+    }
+    if fitted.validation_accuracy is not None:
+        figures["validation_accuracy"] = fitted.validation_accuracy
+    files = outputs.save_peer_evaluation(ctx.outputs, evaluation, data, figures)
+    ctx.run.metrics(figures)
+    ctx.run.files([f for f in files if f.suffix != ".png"])
+    ctx.run.files([f for f in files if f.suffix == ".png"], folder="plots")
+    log.info("peer %s: test accuracy %.4f", cfg.peer, evaluation.test_accuracy)
+    return evaluation, fitted.validation_accuracy
+
+
+def refuse_peer(cfg: Config) -> None:
+    """The DVC stages train this project's network only: its model file has no room
+    for a scikit-learn estimator."""
+    if cfg.peer is not None:
+        raise ConfigError(
+            f"peer={cfg.peer!r} is not allowed in the DVC pipeline: null (the network). Train"
+            f" a peer with `python pipelines/run.py peer={cfg.peer}` or `sweep=peers`."
+        )
 
 
 @contextlib.contextmanager

@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 
 def can_share(cfg: Config) -> bool:
-    """Whether budget ``n`` of this configuration is the prefix of a longer training."""
-    return cfg.train.patience is None
+    """Whether budget ``n`` of this configuration is the prefix of a longer training (a
+    peer has no iterations to share: each of its budgets is fitted apart)."""
+    return cfg.train.patience is None and cfg.peer is None
 
 
 @dataclass

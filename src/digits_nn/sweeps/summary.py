@@ -16,6 +16,11 @@ from omegaconf import OmegaConf
 from digits_nn.data.digits import N_CLASSES
 from digits_nn.data.files import write_bytes
 from digits_nn.pipeline import plots
+from digits_nn.sweeps import resamples, stats
+from digits_nn.sweeps.resamples import swept_keys, swept_values
+
+# A job's params that pick its resample, never part of a preset.
+RESAMPLE_PARAMS = ("data.folds", "data.fold", "data.repeat")
 
 # The summary's columns before the swept keys, and after them.
 LEADING = [
@@ -88,23 +93,6 @@ def tie_note(rows: list[dict[str, Any]], metric: str) -> str | None:
     )
 
 
-def swept_values(row: dict[str, Any]) -> dict[str, str]:
-    """A job's overrides as key -> value, the values exactly as the sweep gave them."""
-    pairs = (o.partition("=") for o in row.get("overrides") or [])
-    return {key.lstrip("+~"): value for key, _, value in pairs}
-
-
-def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
-    """Every key the sweep varies: the overrides whose value differs between jobs."""
-    values: dict[str, set[str]] = {}
-    for row in rows:
-        for key, value in swept_values(row).items():
-            values.setdefault(key, set()).add(value)
-    return sorted(
-        k for k, v in values.items() if len(v) > 1 or any(k not in swept_values(r) for r in rows)
-    )
-
-
 def columns(rows: list[dict[str, Any]]) -> list[str]:
     return [*LEADING, *swept_keys(rows), *TRAILING]
 
@@ -121,6 +109,8 @@ def parent_metrics(rows: list[dict[str, Any]], metric: str) -> dict[str, float]:
         values["test_accuracy_of_best"] = best["test_accuracy"]
     else:
         values["best_test_accuracy"] = max((r["test_accuracy"] for r in finished), default=math.nan)
+    if resamples.is_resampled(swept_keys(rows)):
+        values |= resamples.parent_metrics(resamples.configurations(rows, metric))
     return values
 
 
@@ -183,12 +173,20 @@ def write_summary(
     finished = [r for r in rows if r["status"] == "FINISHED"]
     files = [sweep_dir / "sweep_summary.csv", sweep_dir / "sweep_summary.md"]
     notes = [note] if (note := tie_note(rows, metric)) else []
-    if finished and metric == "validation_accuracy":
+    best = rows[0] if finished else None
+    if finished and resamples.is_resampled(swept_keys(rows)):
+        table = resamples.configurations(rows, metric)
+        files.append(sweep_dir / "sweep_configurations.csv")
+        write_bytes(files[-1], configurations_csv(table).encode())
+        notes.append(configurations_markdown(table, metric))
+        best = table[0]["example"]
+    if best is not None and metric == "validation_accuracy":
         files.append(sweep_dir / "best_experiment.yaml")
-        write_bytes(files[-1], best_experiment(rows[0], name).encode())
+        write_bytes(files[-1], best_experiment(best, name).encode())
     if finished:
         heatmap = sweep_dir / "sweep_heatmap.png"
-        panels = [k for k in swept_keys(rows) if k not in plots.HEATMAP_AXES]
+        resampling = (*plots.HEATMAP_AXES, *resamples.RESAMPLING_KEYS)
+        panels = [k for k in swept_keys(rows) if k not in resampling]
         drawn = plots.save_sweep_heatmap(heatmap, finished, panels, metric)
         if drawn:
             files.append(heatmap)
@@ -208,7 +206,8 @@ def best_experiment(best: dict[str, Any], name: str) -> str:
     data sections, from the job's record."""
     composed = OmegaConf.create({})
     for key, value in best["params"].items():
-        if key.split(".")[0] in PRESET_KEYS:
+        # The preset is a configuration, not one of its resamples: it keeps no fold.
+        if key.split(".")[0] in PRESET_KEYS and key not in RESAMPLE_PARAMS:
             OmegaConf.update(composed, key, value)
     header = [
         "# @package _global_",
@@ -219,6 +218,43 @@ def best_experiment(best: dict[str, Any], name: str) -> str:
         " python pipelines/run.py experiment=best",
     ]
     return "\n".join(header) + "\n" + OmegaConf.to_yaml(composed)
+
+
+def configurations_csv(table: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, resamples.CONFIGURATION_COLUMNS, extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(table)
+    return buffer.getvalue()
+
+
+def configurations_markdown(table: list[dict[str, Any]], metric: str) -> str:
+    """The configurations, best first: the spread of ``metric`` over their resamples, and
+    whether each is distinguishable from the best."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "" if math.isnan(value) else f"{value:.4f}"
+        return "" if value is None else str(value).replace("|", "\\|")
+
+    lines = [
+        f"## Configurations: {metric.replace('_', ' ')} over their resamples",
+        "",
+        "Mean and standard deviation over each configuration's resamples (folds, repeats,"
+        " seeds), and the 95 % interval of the mean with Nadeau and Bengio's correction for"
+        " overlapping training rows. `vs_best`: the corrected paired t-test against the"
+        f" best on the resamples both have; indistinguishable when p >= {stats.ALPHA}.",
+        "",
+        "| " + " | ".join(resamples.CONFIGURATION_COLUMNS) + " |",
+        "|" + "---|" * len(resamples.CONFIGURATION_COLUMNS),
+    ]
+    lines += [
+        "| " + " | ".join(cell(row.get(c)) for c in resamples.CONFIGURATION_COLUMNS) + " |"
+        for row in table
+    ]
+    return "\n".join(lines) + "\n\n## Jobs"
 
 
 def failure_line(failed: list[dict[str, Any]]) -> str:

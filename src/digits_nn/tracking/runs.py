@@ -224,8 +224,27 @@ class RunLog:
             # What mlflow.log_input builds, for a run named by its id instead of the active one.
             entity = dataset._to_mlflow_entity()
             inputs.append(DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
-        self._client.log_inputs(self.run_id, datasets=inputs)
+        log_inputs_once_stored(self._client, self.run_id, inputs)
 
     @property
     def _client(self) -> Any:
         return self.store.client  # type: ignore[union-attr]
+
+
+def log_inputs_once_stored(client: Any, run_id: str, inputs: list[Any]) -> None:
+    """Log dataset inputs that another run may be storing at the same moment.
+
+    The store keeps one row per dataset (experiment, name, digest), and reuses it when it
+    finds it; two runs on the same rows that both miss it and both insert it (two jobs
+    of a sweep on the same fold) leave the second with a unique-constraint error. Again,
+    it finds the row the first one stored.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(3):
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+            return
+        except MlflowException as error:
+            if "unique" not in str(error).lower() or attempt == 2:
+                raise

@@ -92,3 +92,9 @@ def test_a_diverging_shared_training_fails_exactly_the_budgets_a_standalone_run_
         "training diverged: the update ",  # of iteration 5 left non-finite weights
         "training diverged: the cost be",  # came nan at iteration 6
     ]
+
+
+def test_a_peer_shares_no_budget() -> None:
+    """A peer trains no iterations: reading its budgets off the network's training would
+    record the network under the peer's name."""
+    assert not budgets.can_share(parse({"peer": "svc"}))

@@ -136,3 +136,28 @@ def test_a_run_of_a_pipeline_without_tracking_logs_nothing_and_imports_no_mlflow
         env=project_env(),
     )
     assert listed.stdout.strip() == "[]"
+
+
+def test_a_dataset_another_run_stored_meanwhile_is_logged_on_the_next_try() -> None:
+    """Two jobs on the same fold both insert its dataset; the second finds it next time."""
+    from mlflow.exceptions import MlflowException
+
+    from digits_nn.tracking.runs import log_inputs_once_stored
+
+    class Racing:
+        calls = 0
+
+        def log_inputs(self, run_id, datasets):
+            Racing.calls += 1
+            if Racing.calls == 1:
+                raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed")
+
+    log_inputs_once_stored(Racing(), "run", [])
+    assert Racing.calls == 2
+
+    class Broken:
+        def log_inputs(self, run_id, datasets):
+            raise MlflowException("no such run")
+
+    with pytest.raises(MlflowException, match="no such run"):
+        log_inputs_once_stored(Broken(), "run", [])
