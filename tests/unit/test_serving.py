@@ -63,3 +63,29 @@ def test_the_served_model_scales_raw_pixels_as_the_pipeline_did(store, tmp_path:
     model = mlflow.pyfunc.load_model(local)
     frame = pd.DataFrame(raw, columns=list(PIXEL_COLUMNS))
     np.testing.assert_array_equal(np.asarray(model.predict(frame)), expected)
+
+
+def test_an_ensemble_is_served_as_one_model_voting_on_its_mean_probabilities(
+    store, tmp_path: Path
+) -> None:
+    import mlflow.pyfunc
+
+    from digits_nn.core.forward import probabilities
+    from digits_nn.core.network import Ensemble, Network
+
+    scaled = steps.standardise(steps.load_digits(), "global")
+    nets = [initialise([64, 12, 10], "he", seed=s, dtype="float32") for s in range(3)]
+    ensemble = Ensemble([Network(n.weights, n.biases, "relu", "softmax") for n in nets])
+    X = scaled.X[:400]
+    expected = probabilities(ensemble, X).argmax(axis=1)
+    # Each member alone would label some of these rows otherwise: the vote matters.
+    assert any(not np.array_equal(predict(n, X), expected) for n in ensemble.members)
+
+    model_file = tmp_path / "model.npz"
+    write_model(model_file, ensemble)
+    with run(store, name="served ensemble") as logged:
+        log_model(logged, model_file, scaled.mean, scaled.scale)
+    local = store.client.download_artifacts(logged.run_id, "model", str(tmp_path))
+    model = mlflow.pyfunc.load_model(local)
+    frame = pd.DataFrame(load_digits().data[:400], columns=list(PIXEL_COLUMNS))
+    np.testing.assert_array_equal(np.asarray(model.predict(frame)), expected)

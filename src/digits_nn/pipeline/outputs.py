@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from digits_nn.config import PathsConfig
+from digits_nn.core.network import networks
 from digits_nn.core.training import TrainingResult
 from digits_nn.data.files import write_csv, write_json
 from digits_nn.data.model_file import write_model
@@ -48,7 +49,9 @@ def save_evaluation(
         data.split.y_test,
         evaluation.test_predictions,
     )
-    plots.save_first_layer_weights(pictures["weights"], result.network.weights[0])
+    # An ensemble's picture is its first member's.
+    first = networks(result.network)[0]
+    plots.save_first_layer_weights(pictures["weights"], first.weights[0])
     return [Path(paths.metrics), Path(paths.classes), Path(paths.predictions), *pictures.values()]
 
 
