@@ -28,6 +28,6 @@ class PreparedData:
 def prepare(cfg: Config) -> PreparedData:
     """load -> scale -> split -> onehot, chained in memory, as the DVC stages chain them
     through their files."""
-    scaled = steps.standardise(steps.load_digits())
+    scaled = steps.standardise(steps.load_digits(), cfg.data.scaling)
     split = steps.split(scaled.X, scaled.y, cfg.data.test_size, cfg.seed)
     return PreparedData(scaled, split, steps.one_hot_split(split))

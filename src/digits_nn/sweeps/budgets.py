@@ -7,9 +7,11 @@ standalone ``n``-iteration run ends with, bit for bit, and its cost curve is the
 copy of the weights and everything a standalone run would report; each budget is then
 recorded as its own run exactly as a standalone one would be.
 
-Early stopping (``train.patience``) is the exception: a standalone run validates and
+Early stopping (``train.patience``) is one exception: a standalone run validates and
 restores its best weights at its own end, which the longer run does not do at ``n``.
-Such configurations are not shared (:func:`can_share`); each budget trains apart.
+An ensemble (``model.members > 1``) is the other: its members train one after another,
+so no moment of the training holds the whole model at ``n``. Such configurations are
+not shared (:func:`can_share`); each budget trains apart.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ from digits_nn.config import Config
 from digits_nn.core import trainer
 from digits_nn.core.network import Network
 from digits_nn.core.training import TrainingResult, Watch, is_checkpoint
-from digits_nn.data.steps import validation_rows
 from digits_nn.errors import TrainingDiverged
-from digits_nn.pipeline.fit import accuracy_on_test, fit
+from digits_nn.pipeline.fit import accuracy_on_test, fit, validation_of
 from digits_nn.pipeline.prepared import PreparedData
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def can_share(cfg: Config) -> bool:
     """Whether budget ``n`` of this configuration is the prefix of a longer training."""
-    return cfg.train.patience is None
+    return cfg.train.patience is None and cfg.model.members == 1
 
 
 @dataclass
@@ -87,7 +88,7 @@ def train_to_largest(
         shared.results[largest] = full
         cost, classic = full.cost_curve, full.classic_cost_curve
         validation = full.validation_cost_curve
-    rows = _validation_rows(cfg, data)
+    rows = validation_of(cfg, data)
     for budget, network in snapshots.items():
         shared.results[budget] = TrainingResult(
             network,
@@ -98,13 +99,3 @@ def train_to_largest(
             None if rows is None else trainer.accuracy(network, rows),
         )
     return shared
-
-
-def _validation_rows(cfg: Config, data: PreparedData) -> trainer.Rows | None:
-    """The validation rows exactly as the training carved them (seeded), if any."""
-    if cfg.train.validation_size == 0.0:
-        return None
-    dtype = cfg.train.dtype
-    _, held = validation_rows(data.split.y_train, cfg.train.validation_size, cfg.seed)
-    X = data.split.X_train[held].astype(dtype, copy=False)
-    return trainer.Rows(X, data.onehot.Y_train[held].astype(dtype, copy=False))

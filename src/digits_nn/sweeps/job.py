@@ -126,7 +126,7 @@ def _train_shared(jobs: list[Job]) -> budgets.SharedTraining | None:
     except DigitsNNError:
         return None  # each job reports its own refusal
     if not budgets.can_share(cfg):
-        log.info("budgets not shared: early stopping restores weights at each run's end")
+        log.info("budgets not shared: early stopping or an ensemble trains each budget apart")
         return None
     log.info("one training to %d iterations for the budgets %s", max(wanted), wanted)
     return budgets.train_to_largest(cfg, prepare(cfg), wanted, cfg.tracking.enabled)
