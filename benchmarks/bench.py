@@ -20,6 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import accuracy  # noqa: E402
 import batched  # noqa: E402
 import kernel  # noqa: E402
 import pipeline_bench  # noqa: E402
@@ -78,6 +79,7 @@ ALONE = {
     "i": lambda quick: recording.section_recording(
         recording.BEFORE_REVISION, *((300, 1, 1) if quick else (10_000, 2, 3))
     ),
+    "v": accuracy.section_accuracy,
 }
 
 
@@ -151,7 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "benchmarks.md")
-    parser.add_argument("--skip-pipeline", action="store_true", help="sections a-d, h only")
+    parser.add_argument("--skip-pipeline", action="store_true", help="sections a-d, h, v only")
     parser.add_argument(
         "--only",
         help=f"comma-separated letters among {', '.join(ALONE)} (a brings b along; the"
@@ -223,6 +225,9 @@ def main() -> None:
         if not args.skip_pipeline:
             print("i: recording", flush=True)
             sections.append(ALONE["i"](args.quick)[0])
+        print("v: accuracy over 10 splits against the peers", flush=True)
+        text, found["accuracy"] = accuracy.section_accuracy(args.quick)
+        sections.append(text)
     command = "python benchmarks/bench.py" + (" --quick" if args.quick else "")
     info = machine()
     header = [

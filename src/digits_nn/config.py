@@ -36,6 +36,12 @@ DTYPES = ("float64", "float32")
 PEERS = ("svc", "mlp", "logistic", "knn")
 # The rows the scaler is fitted on: every row (the tutorial's order) or the training rows.
 SCALER_ROWS = ("all", "train")
+SCALINGS = ("per_pixel", "global")
+# The widest ranges the affine copies may draw from: beyond them a digit turns into
+# another (a 180 degree turn makes a 6 of a 9) or leaves the 8x8 frame.
+MAX_ROTATION = 180.0  # degrees
+MAX_SHIFT = 4.0  # pixels
+MAX_ZOOM = 1.0  # log of the zoom factor
 # Options that act only under one choice of another key of the same section. They are
 # unset (null) by default and refused where they would have no effect, so that a run's
 # params hold only what took effect. Where they act, an unset one takes its default.
@@ -51,12 +57,22 @@ DEFAULT_HIDDEN_SIZE = 30
 
 
 @dataclass
+class AugmentConfig:
+    copies: int = 0
+    rotation: float = 0.0
+    shift: float = 0.0
+    zoom: float = 0.0
+
+
+@dataclass
 class DataConfig:
     test_size: float = 0.4
     scaler_rows: str = "all"
     folds: Optional[int] = None  # noqa: UP045
     fold: Optional[int] = None  # noqa: UP045 - data.folds only
     repeat: Optional[int] = None  # noqa: UP045 - data.folds only
+    scaling: str = "per_pixel"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass
@@ -67,6 +83,7 @@ class ModelConfig:
     activation: str = "sigmoid"
     output: str = "sigmoid"
     init: str = "uniform"
+    members: int = 1
 
     def layer_sizes(self) -> list[int]:
         """Pixels in, one node per digit out, the hidden layers between."""
@@ -210,6 +227,9 @@ def _range_errors(config: Config) -> Iterator[str]:
             f" both to test and to train on: {_shares_leaving_a_row_per_class(N_ROWS)}",
         )
     yield from _data_errors(config.data)
+    if config.data.scaling not in SCALINGS:
+        yield bad("data.scaling", config.data.scaling, f"one of {', '.join(SCALINGS)}")
+    yield from _augment_errors(config.data.augment)
     if config.peer is not None and config.peer not in PEERS:
         yield bad(
             "peer", config.peer, f"null (this project's network) or one of {', '.join(PEERS)}"
@@ -239,6 +259,8 @@ def _range_errors(config: Config) -> Iterator[str]:
     ]:
         if value not in allowed:
             yield bad(key, value, f"one of {', '.join(allowed)}")
+    if model.members < 1:
+        yield bad("model.members", model.members, "a whole number >= 1")
     if not (math.isfinite(train.alpha) and train.alpha > 0):
         yield bad("train.alpha", train.alpha, "a finite number > 0")
     if train.iterations < 1:
@@ -272,6 +294,13 @@ def _range_errors(config: Config) -> Iterator[str]:
             "train.patience",
             train.patience,
             "null unless train.validation_size > 0 (early stopping needs validation rows)",
+        )
+    if train.patience is not None and model.members > 1:
+        yield bad(
+            "train.patience",
+            train.patience,
+            "null with model.members > 1 (members stopped at different iterations share no"
+            " cost curve)",
         )
     if config.tracking.accuracy_every < 0:
         yield bad("tracking.accuracy_every", config.tracking.accuracy_every, "a whole number >= 0")
@@ -372,6 +401,35 @@ def _shares_leaving_a_row_per_class(n: int) -> str:
     and keep as many."""
     low, high = N_CLASSES / n, (n - N_CLASSES) / n
     return f"from {math.ceil(low * 1e4) / 1e4:g} to {math.floor(high * 1e4) / 1e4:g}"
+
+
+def _augment_errors(augment: AugmentConfig) -> Iterator[str]:
+    """Each range within its limit; ranges only with copies to draw, and copies only
+    with a range to draw from (a copy drawn from no range is the original again)."""
+    if augment.copies < 0:
+        yield f"data.augment.copies={augment.copies!r} is not allowed: a whole number >= 0."
+    ranges = {
+        "rotation": (augment.rotation, MAX_ROTATION, "degrees"),
+        "shift": (augment.shift, MAX_SHIFT, "pixels"),
+        "zoom": (augment.zoom, MAX_ZOOM, "the log of the zoom factor"),
+    }
+    for name, (value, limit, unit) in ranges.items():
+        if not (math.isfinite(value) and 0.0 <= value <= limit):
+            yield (
+                f"data.augment.{name}={value!r} is not allowed: a number from 0 to {limit:g}"
+                f" ({unit})."
+            )
+    drawn = [name for name, (value, _, _) in ranges.items() if value != 0.0]
+    if augment.copies == 0 and drawn:
+        yield (
+            f"data.augment.{drawn[0]}={ranges[drawn[0]][0]!r} is not allowed: 0 unless"
+            " data.augment.copies > 0 (with no copies it has no effect)."
+        )
+    if augment.copies > 0 and not drawn:
+        yield (
+            f"data.augment.copies={augment.copies!r} is not allowed: 0 unless one of"
+            " data.augment.rotation, shift or zoom is > 0 (else every copy is the original)."
+        )
 
 
 def _conditional_errors(train: TrainConfig) -> Iterator[str]:

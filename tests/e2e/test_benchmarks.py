@@ -22,9 +22,10 @@ def test_benchmark_suite_writes_every_section_and_the_scaling_plot(tmp_path):
     )
     text = out.read_text()
     for heading in ("## The targets of issue 5", "### a.", "### b.", "### c.", "### d.",
-                    "### e.", "### f.", "### g."):  # fmt: skip
+                    "### e.", "### f.", "### g.", "### v."):  # fmt: skip
         assert heading in text
     for row in ("| float64 | sklearn |", "| float64 | per-sample |", "| train |",
-                "dvc repro --force / run.py", "| joblib, 2 workers |"):  # fmt: skip
+                "dvc repro --force / run.py", "| joblib, 2 workers |",
+                "| best | `experiment=best`", "| SVC, pixels / 16 |"):  # fmt: skip
         assert row in text
     assert (out.parent / "img" / "bench-scaling.png").stat().st_size > 0

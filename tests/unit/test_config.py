@@ -176,12 +176,17 @@ def test_flatten_gives_dotted_keys():
     assert flat["model.hidden_sizes"] is None
     assert flat["paths.model"] == "models/model.npz"
     assert all(not isinstance(v, dict) for v in flat.values())
-    schema = config.to_dict(config.parse({}))
-    expected = {
-        f"{section}.{key}" if isinstance(value, dict) else section
-        for section, value in schema.items()
-        for key in (value if isinstance(value, dict) else [None])
-    }
+    assert flat["data.augment.copies"] == 0  # sections within sections, dotted all the way
+
+    def leaves(node: dict, prefix: str = "") -> set[str]:
+        return set().union(
+            *(
+                leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+                for key, value in node.items()
+            )
+        )
+
+    expected = leaves(config.to_dict(config.parse({})))
     # Unset options that act only under another choice are left out (issue 14, item 9).
     unset = {"train.momentum", "train.nesterov", "train.decay", "peer"}
     unset |= {"data.folds", "data.fold", "data.repeat"}
@@ -209,6 +214,11 @@ BOUNDARIES = [
     {"train": {"validation_size": 0.0}},
     {"train": {"validation_size": 0.9907, "patience": 1}},
     {"tracking": {"accuracy_every": 0}},
+    {"data": {"scaling": "global"}},
+    {"data": {"augment": {"copies": 1, "rotation": 180.0, "shift": 4.0, "zoom": 1.0}}},
+    {"data": {"augment": {"copies": 1, "zoom": 1e-300}}},
+    {"model": {"members": 1}},
+    {"model": {"members": 2}, "train": {"validation_size": 0.2}},
 ]
 
 
@@ -242,7 +252,7 @@ MESSAGES = [
     ({"tracking": {"accuracy_every": -1}}, "tracking.accuracy_every=-1 is not allowed: a whole number >= 0."),
     ({"tracking": {"experiment": ""}}, "tracking.experiment='' is not allowed: a non-empty name."),
     # Unknown keys and wrong types, as OmegaConf reports them, reworded.
-    ({"data": {"foo": 1}}, "data.foo: unknown key in 'data'. Allowed keys: test_size, scaler_rows, folds, fold, repeat."),
+    ({"data": {"foo": 1}}, "data.foo: unknown key in 'data'. Allowed keys: test_size, scaler_rows, folds, fold, repeat, scaling, augment."),
     # Which rows the scaler sees, the folds and the peer.
     ({"data": {"scaler_rows": "test"}}, "data.scaler_rows='test' is not allowed: one of all, train (all: fitted on every row, the tutorial's order; train: on the training rows alone)."),
     ({"data": {"folds": 1}}, "data.folds=1 is not allowed: null (a data.test_size split), or a whole number from 2 to 174 (the fewest rows of one digit)."),
@@ -253,6 +263,9 @@ MESSAGES = [
     ({"data": {"fold": 2}}, "data.fold=2 is not allowed: null unless data.folds is set (a fold of a k-fold; without folds, data.test_size decides the test rows)."),
     ({"data": {"repeat": 0}}, "data.repeat=0 is not allowed: null unless data.folds is set (a fold of a k-fold; without folds, data.test_size decides the test rows)."),
     ({"peer": "forest"}, "peer='forest' is not allowed: null (this project's network) or one of svc, mlp, logistic, knn."),
+    ({"data": {"augment": {"angle": 1}}}, "data.augment.angle: unknown key in 'data.augment'. Allowed keys: copies, rotation, shift, zoom."),
+    ({"data": {"augment": {"copies": 1.5}}}, "data.augment.copies=1.5 is not allowed: a whole number."),
+    ({"model": {"members": "five"}}, "model.members='five' is not allowed: a whole number."),
     ({"train": {"alpha": "abc"}}, "train.alpha='abc' is not allowed: a number."),
     ({"model": {"hidden_sizes": [1, "a"]}}, "model.hidden_sizes[1]='a' is not allowed: null or a list of whole numbers."),
     ({"seed": 1.5}, "seed=1.5 is not allowed: a whole number."),
@@ -273,6 +286,16 @@ MESSAGES = [
     # against it (0 would leave all 1797 rows, 1 none, to carve validation rows from).
     ({"data": {"test_size": 0.0}, "train": {"validation_size": 0.001}}, "data.test_size=0.0 is not allowed: a number strictly between 0 and 1."),
     ({"data": {"test_size": 1.0}, "train": {"validation_size": 0.1}}, "data.test_size=1.0 is not allowed: a number strictly between 0 and 1."),
+    # Scaling, augmentation and ensembles.
+    ({"data": {"scaling": "minmax"}}, "data.scaling='minmax' is not allowed: one of per_pixel, global."),
+    ({"data": {"augment": {"copies": -1, "shift": 1.0}}}, "data.augment.copies=-1 is not allowed: a whole number >= 0."),
+    ({"data": {"augment": {"copies": 2, "rotation": 181.0}}}, "data.augment.rotation=181.0 is not allowed: a number from 0 to 180 (degrees)."),
+    ({"data": {"augment": {"copies": 2, "shift": -0.5}}}, "data.augment.shift=-0.5 is not allowed: a number from 0 to 4 (pixels)."),
+    ({"data": {"augment": {"copies": 2, "zoom": float("nan")}}}, "data.augment.zoom=nan is not allowed: a number from 0 to 1 (the log of the zoom factor)."),
+    ({"data": {"augment": {"rotation": 10.0}}}, "data.augment.rotation=10.0 is not allowed: 0 unless data.augment.copies > 0 (with no copies it has no effect)."),
+    ({"data": {"augment": {"copies": 3}}}, "data.augment.copies=3 is not allowed: 0 unless one of data.augment.rotation, shift or zoom is > 0 (else every copy is the original)."),
+    ({"model": {"members": 0}}, "model.members=0 is not allowed: a whole number >= 1."),
+    ({"model": {"members": 2}, "train": {"validation_size": 0.2, "patience": 3}}, "train.patience=3 is not allowed: null with model.members > 1 (members stopped at different iterations share no cost curve)."),
     # Options set where they have no effect, and a decay missing where it acts.
     ({"train": {"momentum": 0.5}}, "train.momentum=0.5 is not allowed: null unless train.optimizer=momentum (with train.optimizer=gd it has no effect)."),
     ({"train": {"optimizer": "sgd", "nesterov": True}}, "train.nesterov=True is not allowed: null unless train.optimizer=momentum (with train.optimizer=sgd it has no effect)."),
@@ -280,6 +303,7 @@ MESSAGES = [
     ({"train": {"schedule": "inverse_time"}}, "train.decay=None is not allowed: a finite number > 0 with train.schedule=inverse_time (the rate is alpha / (1 + decay * t))."),
     # Every error at once, one a line, in the order of the schema.
     ({"model": {"activation": "x", "init": "y"}, "train": {"dtype": "f", "l2": -1}}, "model.activation='x' is not allowed: one of sigmoid, tanh, relu.\nmodel.init='y' is not allowed: one of uniform, xavier, he.\ntrain.dtype='f' is not allowed: one of float64, float32.\ntrain.l2=-1.0 is not allowed: a finite number >= 0."),
+    ({"data": {"scaling": "x", "augment": {"copies": 1}}, "model": {"members": 0}}, "data.scaling='x' is not allowed: one of per_pixel, global.\ndata.augment.copies=1 is not allowed: 0 unless one of data.augment.rotation, shift or zoom is > 0 (else every copy is the original).\nmodel.members=0 is not allowed: a whole number >= 1."),
     ({"train": {"foo": {"bar": 1}}}, "train.foo: unknown key in 'train'. Allowed keys: alpha, iterations, dtype, optimizer, batch_size, momentum, nesterov, l2, schedule, decay, validation_size, patience."),
 ]  # fmt: skip
 

@@ -45,9 +45,19 @@ def test_the_model_takes_integer_and_float_pixels_and_refuses_bad_columns(tmp_pa
         assert refused.value.get_http_status_code() == 400, name
 
 
-def test_the_served_model_scales_raw_pixels_as_the_pipeline_did(store, tmp_path: Path) -> None:
+def logged_and_loaded(store, folder: Path, model, scaled: steps.Scaled):
+    """``model`` logged by the pipeline's own log_model, then loaded as MLflow serves it."""
     import mlflow.pyfunc
 
+    model_file = folder / "model.npz"
+    write_model(model_file, model)
+    with run(store, name="served") as logged:
+        log_model(logged, model_file, scaled.mean, scaled.scale)
+    local = store.client.download_artifacts(logged.run_id, "model", str(folder))
+    return mlflow.pyfunc.load_model(local)
+
+
+def test_the_served_model_scales_raw_pixels_as_the_pipeline_did(store, tmp_path: Path) -> None:
     # The oracle: the network's labels for rows scaled by sklearn, from the raw pixels.
     raw = load_digits().data[:300]
     scaled = steps.standardise(steps.load_digits())
@@ -55,12 +65,7 @@ def test_the_served_model_scales_raw_pixels_as_the_pipeline_did(store, tmp_path:
     expected = predict(network, scaled.X[:300])
     assert not np.array_equal(expected, predict(network, raw))  # scaling matters
 
-    model_file = tmp_path / "model.npz"
-    write_model(model_file, network)
-    with run(store, name="served") as logged:
-        log_model(logged, model_file, scaled.mean, scaled.scale)
-    local = store.client.download_artifacts(logged.run_id, "model", str(tmp_path))
-    model = mlflow.pyfunc.load_model(local)
+    model = logged_and_loaded(store, tmp_path, network, scaled)
     frame = pd.DataFrame(raw, columns=list(PIXEL_COLUMNS))
     np.testing.assert_array_equal(np.asarray(model.predict(frame)), expected)
 
@@ -103,3 +108,22 @@ def test_the_served_model_in_this_process_scales_and_refuses_as_when_served(
             serving.pixels_of(bad)
         assert refused.value.message == message
         assert refused.value.get_http_status_code() == 400
+
+
+def test_an_ensemble_is_served_as_one_model_voting_on_its_mean_probabilities(
+    store, tmp_path: Path
+) -> None:
+    from digits_nn.core.forward import probabilities
+    from digits_nn.core.network import Ensemble, Network
+
+    scaled = steps.standardise(steps.load_digits(), how="global")
+    nets = [initialise([64, 12, 10], "he", seed=s, dtype="float32") for s in range(3)]
+    ensemble = Ensemble([Network(n.weights, n.biases, "relu", "softmax") for n in nets])
+    X = scaled.X[:400]
+    expected = probabilities(ensemble, X).argmax(axis=1)
+    # Each member alone would label some of these rows otherwise: the vote matters.
+    assert any(not np.array_equal(predict(n, X), expected) for n in ensemble.members)
+
+    model = logged_and_loaded(store, tmp_path, ensemble, scaled)
+    frame = pd.DataFrame(load_digits().data[:400], columns=list(PIXEL_COLUMNS))
+    np.testing.assert_array_equal(np.asarray(model.predict(frame)), expected)

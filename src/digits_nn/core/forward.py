@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from digits_nn.core.activations import HIDDEN, OUTPUTS
-from digits_nn.core.network import Network
+from digits_nn.core.network import Ensemble, Model, Network, networks
 
 
 def hidden_and_logits(network: Network, X: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -35,10 +35,20 @@ def forward(network: Network, X: np.ndarray) -> list[np.ndarray]:
     return [*hs, output_values(network, logits)]
 
 
-def predict(network: Network, X: np.ndarray) -> np.ndarray:
-    """Digit labels: the index of the largest logit of each row.
+def probabilities(model: Model, X: np.ndarray) -> np.ndarray:
+    """The output layer's values for the batch ``X``; for an ensemble, the mean over its
+    members of each member's values."""
+    values = [output_values(net, hidden_and_logits(net, X)[1]) for net in networks(model)]
+    return values[0] if len(values) == 1 else np.mean(values, axis=0)
 
-    Both output layers are increasing in their logits, so this is the largest output;
-    and logits do not saturate to ties as sigmoid outputs can.
+
+def predict(model: Model, X: np.ndarray) -> np.ndarray:
+    """Digit labels: the index of the largest output of each row.
+
+    For one network that is its largest logit: both output layers are increasing in
+    their logits, and logits do not saturate to ties as sigmoid outputs can. An
+    ensemble's label is the largest of its members' mean outputs.
     """
-    return np.argmax(hidden_and_logits(network, X)[1], axis=1)
+    if isinstance(model, Ensemble):
+        return np.argmax(probabilities(model, X), axis=1)
+    return np.argmax(hidden_and_logits(model, X)[1], axis=1)

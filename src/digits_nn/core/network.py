@@ -43,6 +43,48 @@ class Network:
             target[...] = values
 
 
+@dataclass
+class Ensemble:
+    """Networks of one shape whose output values are averaged: one model.
+
+    Each member is trained on its own; the ensemble's output for a row is the mean of
+    the members' outputs (softmax probabilities, or sigmoids), and its label the largest
+    of those means.
+    """
+
+    members: list[Network]
+
+    def __post_init__(self) -> None:
+        shapes = {(tuple(m.layer_sizes), m.activation, m.output) for m in self.members}
+        if len(shapes) != 1:
+            raise ValueError(f"an ensemble needs members of one shape and kind, got {shapes}")
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        return self.members[0].layer_sizes
+
+    @property
+    def activation(self) -> str:
+        return self.members[0].activation
+
+    @property
+    def output(self) -> str:
+        return self.members[0].output
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.members[0].dtype
+
+
+#: What a trained model is: one network, or an ensemble of them.
+Model = Network | Ensemble
+
+
+def networks(model: Model) -> list[Network]:
+    """The networks of ``model``: its members, or the network itself."""
+    return model.members if isinstance(model, Ensemble) else [model]
+
+
 def initialise(layer_sizes: list[int], scheme: str, seed: int, dtype: str = "float64") -> Network:
     """A sigmoid network of ``layer_sizes`` with freshly drawn parameters.
 

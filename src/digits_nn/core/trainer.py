@@ -19,7 +19,7 @@ import numpy as np
 from digits_nn.core.activations import DERIVATIVES
 from digits_nn.core.forward import forward, hidden_and_logits, output_values, predict
 from digits_nn.core.losses import LOSSES, classic_cost, penalty
-from digits_nn.core.network import Network
+from digits_nn.core.network import Model, Network
 from digits_nn.core.optimizers import optimiser
 from digits_nn.core.training import (
     UNWATCHED,
@@ -164,9 +164,9 @@ def train(
     )
 
 
-def accuracy(network: Network, rows: Rows) -> float:
-    """The share of ``rows`` whose label the network predicts."""
-    return float(np.mean(predict(network, rows.X) == rows.Y.argmax(axis=1)))
+def accuracy(model: Model, rows: Rows) -> float:
+    """The share of ``rows`` whose label the network (or ensemble) predicts."""
+    return float(np.mean(predict(model, rows.X) == rows.Y.argmax(axis=1)))
 
 
 def _finite(point: Point, earlier: list[Point], options: TrainOptions) -> Point:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from digits_nn.core.network import Network
+from digits_nn.core.network import Model, Network
 from digits_nn.errors import TrainingDiverged
 
 
@@ -50,7 +50,7 @@ class TrainOptions:
 
 @dataclass
 class TrainingResult:
-    network: Network
+    network: Model  # one network, or an ensemble
     cost_curve: np.ndarray  # the minimised cost at iteration 1..N, before that update
     classic_cost_curve: np.ndarray  # mean ||y - h_out|| at the same points
     validation_cost_curve: np.ndarray | None = None  # with validation rows only
@@ -72,7 +72,7 @@ class Watch:
     """
 
     every: int = 0
-    checkpoint: Callable[[int, Network], None] | None = None
+    checkpoint: Callable[[int, Model], None] | None = None
     progress: Callable[[int, float], None] | None = None
 
     def due(self, iteration: int, iterations: int) -> bool:

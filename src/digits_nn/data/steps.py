@@ -49,18 +49,34 @@ def load_digits() -> Dataset:
     return Dataset(loaded.data.astype(np.float64), loaded.target.astype(np.int64))
 
 
-def standardise(data: Dataset, rows: np.ndarray | None = None) -> Scaled:
-    """Zero mean, unit variance per pixel, fitted on ``rows`` (indices; None: every row)
-    and applied to every row.
+def standardise(data: Dataset, rows: np.ndarray | None = None, how: str = "per_pixel") -> Scaled:
+    """Scaled as :func:`scaling` fits it (``how``) on ``rows`` (indices; None: every row),
+    applied to every row.
 
     Fitted on every row, the scaling carries the test rows' means and variances into
     training: the classic run's order (``data.scaler_rows=all``). Fitted on the training
     rows alone (:func:`digits_nn.data.rows.scaler_rows`), it does not.
     """
+    mean, scale = scaling(data.X if rows is None else data.X[rows], how)
+    return Scaled((data.X - mean) / scale, data.y, mean, scale)
+
+
+def scaling(X: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(mean, scale)`` per pixel that ``(X - mean) / scale`` standardises with.
+
+    ``per_pixel``: each pixel's own mean and standard deviation, as scikit-learn's
+    StandardScaler fits them (a constant pixel keeps scale 1). ``global``: one mean and
+    one standard deviation over every value of ``X``, repeated for each pixel, so that
+    a pixel that is nearly always 0 stays near the others' scale instead of becoming an
+    outlier when a shifted digit lights it.
+    """
+    if how == "global":
+        std = float(X.std())
+        return np.full(X.shape[1], X.mean()), np.full(X.shape[1], std if std > 0 else 1.0)
     from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(data.X if rows is None else data.X[rows])
-    return Scaled(scaler.transform(data.X), data.y, scaler.mean_, scaler.scale_)
+    scaler = StandardScaler().fit(X)
+    return scaler.mean_, scaler.scale_
 
 
 def split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int) -> Split:

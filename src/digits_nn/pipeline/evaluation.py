@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digits_nn.core.forward import predict
-from digits_nn.core.network import Network
+from digits_nn.core.network import Model
 from digits_nn.data.digits import N_CLASSES
 from digits_nn.data.steps import Split
 
@@ -21,7 +21,7 @@ class Evaluation:
     per_class: dict[str, dict[str, float]]  # "0".."9" -> precision, recall, f1-score, support
 
 
-def evaluate(network: Network, split: Split) -> Evaluation:
+def evaluate(network: Model, split: Split) -> Evaluation:
     return evaluate_predictions(
         split, predict(network, split.X_train), predict(network, split.X_test)
     )

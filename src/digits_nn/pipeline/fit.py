@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -11,8 +12,9 @@ from threadpoolctl import threadpool_limits
 from digits_nn.config import Config
 from digits_nn.core import kernel, trainer
 from digits_nn.core.forward import predict
-from digits_nn.core.network import Network, initialise
+from digits_nn.core.network import Ensemble, Model, Network, initialise
 from digits_nn.core.training import UNWATCHED, TrainingResult, TrainOptions, Watch
+from digits_nn.data import augment, steps
 from digits_nn.data.steps import Split, validation_rows
 from digits_nn.pipeline.prepared import PreparedData
 from digits_nn.pipeline.recording import describe
@@ -20,46 +22,139 @@ from digits_nn.pipeline.recording import describe
 log = logging.getLogger(__name__)
 
 
-def train_options(cfg: Config) -> TrainOptions:
-    """The config's ``train`` section as the core takes it; the shuffles use ``seed``."""
+def train_options(cfg: Config, seed: int | None = None) -> TrainOptions:
+    """The config's ``train`` section as the core takes it; the shuffles use ``seed``
+    (by default the config's)."""
     names = {f.name for f in dataclasses.fields(TrainOptions)}
     given = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k in names and v is not None}
-    return TrainOptions(**given, seed=cfg.seed)
+    return TrainOptions(**given, seed=cfg.seed if seed is None else seed)
 
 
-def initial_network(cfg: Config) -> Network:
-    """The configured network, freshly drawn from ``seed``."""
+def initial_network(cfg: Config, seed: int | None = None) -> Network:
+    """The configured network, freshly drawn from ``seed`` (by default the config's)."""
     model = cfg.model
-    network = initialise(model.layer_sizes(), model.init, cfg.seed, cfg.train.dtype)
+    seed = cfg.seed if seed is None else seed
+    network = initialise(model.layer_sizes(), model.init, seed, cfg.train.dtype)
     return dataclasses.replace(network, activation=model.activation, output=model.output)
 
 
+def member_seeds(seed: int, members: int) -> list[int]:
+    """The seed of each member of an ensemble: the first is ``seed`` itself (so one
+    member is the plain network), the others are derived from it, distinct and below
+    2**32 as the initialisation needs."""
+    derived = (np.random.SeedSequence([seed, j]).generate_state(1)[0] for j in range(1, members))
+    return [seed, *map(int, derived)]
+
+
 def fit(cfg: Config, data: PreparedData, watch: Watch = UNWATCHED) -> TrainingResult:
-    """Initialise the configured network from ``seed`` and train it on the train rows.
+    """Initialise the configured network from ``seed`` and train it on the train rows;
+    with ``model.members > 1``, train that many from their own seeds, one after the other,
+    into an ensemble.
 
     The classic configuration runs on the classic kernel; any other on the general
     trainer, which holds out ``train.validation_size`` of the training rows first.
     """
-    network, options, dtype = initial_network(cfg), train_options(cfg), cfg.train.dtype
-    X = data.split.X_train.astype(dtype, copy=False)
-    Y = data.onehot.Y_train.astype(dtype, copy=False)
     log.info("training %s", describe(cfg))
-    classic = network.activation == network.output == "sigmoid" and options.is_classic
     # One BLAS thread: on products this small a second thread gains little on an idle
     # machine and loses badly on a busy one, and one thread gives the same bits on every
     # machine whatever its core count.
     with threadpool_limits(limits=1, user_api="blas"):
-        if classic and cfg.train.validation_size == 0.0:
-            return kernel.gradient_descent(network, X, Y, options, watch)
-        size = cfg.train.validation_size
-        if size == 0.0:
-            return trainer.train(network, trainer.Rows(X, Y), options, watch=watch)
-        fitted, held = validation_rows(data.split.y_train, size, cfg.seed)
-        rows, validation = trainer.Rows(X[fitted], Y[fitted]), trainer.Rows(X[held], Y[held])
-        return trainer.train(network, rows, options, validation, watch)
+        if cfg.model.members == 1:
+            return fit_member(cfg, data, cfg.seed, watch)
+        return fit_ensemble(cfg, data, watch)
 
 
-def accuracy_on_test(network: Network, split: Split) -> float:
+def fit_member(cfg: Config, data: PreparedData, seed: int, watch: Watch) -> TrainingResult:
+    """One network, drawn and shuffled from ``seed``, on the training rows and their
+    augmented copies (drawn from ``seed`` too). The validation rows, carved from the
+    config's own seed, are the same for every member."""
+    network, options, dtype = initial_network(cfg, seed), train_options(cfg, seed), cfg.train.dtype
+    size = cfg.train.validation_size
+    fitted, held = (
+        validation_rows(data.split.y_train, size, cfg.seed) if size > 0.0 else (slice(None), None)
+    )
+    X, Y = training_rows(cfg, data, fitted, seed)
+    X, Y = X.astype(dtype, copy=False), Y.astype(dtype, copy=False)
+    classic = network.activation == network.output == "sigmoid" and options.is_classic
+    if classic and held is None:
+        return kernel.gradient_descent(network, X, Y, options, watch)
+    if held is None:
+        return trainer.train(network, trainer.Rows(X, Y), options, watch=watch)
+    validation = trainer.Rows(
+        data.split.X_train[held].astype(dtype, copy=False),
+        data.onehot.Y_train[held].astype(dtype, copy=False),
+    )
+    return trainer.train(network, trainer.Rows(X, Y), options, validation, watch)
+
+
+def training_rows(
+    cfg: Config, data: PreparedData, fitted: np.ndarray | slice, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ``fitted`` of the training split with their one-hot targets, followed by
+    ``data.augment.copies`` affine copies of each, drawn from ``seed``.
+
+    The copies are made from the raw pixels (the scaling undone) and scaled with the
+    scaling fitted on the data, as the originals were; the originals are kept as they are.
+    """
+    X, Y = data.split.X_train[fitted], data.onehot.Y_train[fitted]
+    spec = cfg.data.augment
+    if spec.copies == 0:
+        return X, Y
+    affine = augment.Affine(spec.copies, spec.rotation, spec.shift, spec.zoom)
+    rows, targets = augment.augmented(steps.raw_pixels(X, data.scaled), Y, affine, seed)
+    copies = (rows[len(X) :] - data.scaled.mean) / data.scaled.scale
+    return np.concatenate([X, copies]), targets
+
+
+def fit_ensemble(cfg: Config, data: PreparedData, watch: Watch) -> TrainingResult:
+    """``model.members`` networks, one after the other, as one ensemble.
+
+    Its curves are the members' mean at each iteration. The watch hears of every
+    member's iterations in turn, numbered on from the previous member's; its checkpoints
+    see the ensemble of the members' networks at each checkpoint, once all are trained.
+    """
+    iterations, members = cfg.train.iterations, cfg.model.members
+    snapshots: dict[int, list[Network]] = {}
+
+    def keep(iteration: int, network: Network) -> None:
+        snapshots.setdefault(iteration, []).append(network.copy())
+
+    results = []
+    for j, seed in enumerate(member_seeds(cfg.seed, members)):
+        log.info("member %d of %d (seed %d)", j + 1, members, seed)
+        progress = None if watch.progress is None else _shifted(watch.progress, j * iterations)
+        checkpoint = None if watch.checkpoint is None else keep
+        results.append(fit_member(cfg, data, seed, Watch(watch.every, checkpoint, progress)))
+    for iteration, nets in sorted(snapshots.items()):
+        watch.checkpoint(iteration, Ensemble(nets))  # type: ignore[misc]
+    return ensemble_result(results, validation_set(cfg, data))
+
+
+def _shifted(progress: Callable[[int, float], None], by: int) -> Callable[[int, float], None]:
+    """``progress`` hearing of iteration ``i`` as ``i + by``."""
+    return lambda iteration, cost: progress(iteration + by, cost)
+
+
+def ensemble_result(
+    results: list[TrainingResult], validation: trainer.Rows | None
+) -> TrainingResult:
+    """The members' results as one: the ensemble, and the members' mean curves."""
+
+    def mean(curves: list[np.ndarray | None]) -> np.ndarray | None:
+        return None if curves[0] is None else np.mean(curves, axis=0)
+
+    model = Ensemble([r.network for r in results])
+    return TrainingResult(
+        model,
+        mean([r.cost_curve for r in results]),
+        mean([r.classic_cost_curve for r in results]),
+        mean([r.validation_cost_curve for r in results]),
+        None,
+        None if validation is None else trainer.accuracy(model, validation),
+    )
+
+
+def accuracy_on_test(network: Model, split: Split) -> float:
     """The accuracy on the test rows, in the network's own float type."""
     predicted = predict(network, split.X_test.astype(network.dtype))
     return float(np.mean(predicted == split.y_test))

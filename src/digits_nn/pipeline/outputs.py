@@ -9,7 +9,7 @@ import numpy as np
 
 from digits_nn.config import Config, PathsConfig
 from digits_nn.core import trainer
-from digits_nn.core.network import Network
+from digits_nn.core.network import Network, networks
 from digits_nn.core.training import TrainingResult
 from digits_nn.data.files import write_csv, write_json
 from digits_nn.data.model_file import write_model
@@ -45,7 +45,9 @@ def save_evaluation(
         data.split.y_test,
         evaluation.test_predictions,
     )
-    plots.save_first_layer_weights(pictures["weights"], result.network.weights[0])
+    # An ensemble's picture is its first member's.
+    first = networks(result.network)[0]
+    plots.save_first_layer_weights(pictures["weights"], first.weights[0])
     return [*files, *pictures.values()]
 
 

@@ -33,7 +33,7 @@ def prepare(cfg: Config) -> PreparedData:
     partition = rows.partition(digits.y, cfg.data, cfg.seed)
     check_split(cfg, steps.take(digits.X, digits.y, partition))
     fitted = rows.scaling_rows(digits.y, cfg.data, cfg.seed, cfg.train.validation_size)
-    scaled = steps.standardise(digits, fitted)
+    scaled = steps.standardise(digits, fitted, cfg.data.scaling)
     split = steps.take(scaled.X, scaled.y, partition)
     return PreparedData(scaled, split, steps.one_hot_split(split))
 

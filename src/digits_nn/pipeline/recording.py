@@ -123,7 +123,12 @@ def run_name(config: Config) -> str:
     ``peer-svc-s0``; a fold's ends in its fold and repeat (``-f2r0``)."""
     model = config.model
     hidden = "x".join(map(str, model.hidden_sizes)) if model.hidden_sizes else model.hidden_size
-    name = f"h{hidden}-a{config.train.alpha:g}-i{config.train.iterations}-s{config.seed}"
+    extras = ""
+    if config.data.augment.copies:
+        extras += f"-aug{config.data.augment.copies}"
+    if model.members > 1:
+        extras += f"-m{model.members}"
+    name = f"h{hidden}-a{config.train.alpha:g}-i{config.train.iterations}{extras}-s{config.seed}"
     if config.peer is not None:
         name = f"peer-{config.peer}-s{config.seed}"
     if config.data.folds is not None:
@@ -152,8 +157,11 @@ def describe(config: Config) -> str:
         extras.append(f"inverse-time decay {train.decay:g}")
     if train.patience is not None:
         extras.append(f"early stopping (patience {train.patience})")
+    if config.data.augment.copies:
+        extras.append(f"{config.data.augment.copies} affine copies of each training image")
+    members = f", {model.members} members averaged" if model.members > 1 else ""
     return (
         f"{sizes} {model.activation} network, {model.output} output, {model.init} init, {how}"
         f" with alpha {train.alpha:g} for {train.iterations} iterations"
-        f"{', ' + ', '.join(extras) if extras else ''}, seed {config.seed}."
+        f"{', ' + ', '.join(extras) if extras else ''}{members}, seed {config.seed}."
     )

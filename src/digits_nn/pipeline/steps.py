@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from digits_nn.config import Config, PathsConfig
-from digits_nn.core.network import Network
+from digits_nn.core.network import Model
 from digits_nn.core.training import TrainingResult, Watch
 from digits_nn.credentials import redact
 from digits_nn.data.files import write_json
@@ -57,11 +57,12 @@ def train_and_record(ctx: RunContext, data: PreparedData) -> TrainingResult:
     recording.record_config(ctx.run, ctx.cfg, ctx.params_file)
     accuracy_curve: dict[int, float] = {}
 
-    def record_accuracy(iteration: int, network: Network) -> None:
+    def record_accuracy(iteration: int, network: Model) -> None:
         accuracy_curve[iteration] = accuracy_on_test(network, data.split)
 
     every = ctx.cfg.tracking.accuracy_every if ctx.run.enabled else 0
-    with progress_bar(ctx.cfg.train.iterations, ctx.progress) as progress:
+    iterations = ctx.cfg.train.iterations * ctx.cfg.model.members
+    with progress_bar(iterations, ctx.progress) as progress:
         try:
             result = fit(ctx.cfg, data, Watch(every, record_accuracy, progress))
         except TrainingDiverged as error:

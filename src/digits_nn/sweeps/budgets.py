@@ -7,9 +7,11 @@ standalone ``n``-iteration run ends with, bit for bit, and its cost curve is the
 copy of the weights and everything a standalone run would report; each budget is then
 recorded as its own run exactly as a standalone one would be.
 
-Early stopping (``train.patience``) is the exception: a standalone run validates and
+Early stopping (``train.patience``) is one exception: a standalone run validates and
 restores its best weights at its own end, which the longer run does not do at ``n``.
-Such configurations are not shared (:func:`can_share`); each budget trains apart.
+An ensemble (``model.members > 1``) is the other: its members train one after another,
+so no moment of the training holds the whole model at ``n``. Such configurations are
+not shared (:func:`can_share`); each budget trains apart.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ log = logging.getLogger(__name__)
 
 def can_share(cfg: Config) -> bool:
     """Whether budget ``n`` of this configuration is the prefix of a longer training (a
-    peer has no iterations to share: each of its budgets is fitted apart)."""
-    return cfg.train.patience is None and cfg.peer is None
+    peer has no iterations to share, and an ensemble's members train apart)."""
+    return cfg.train.patience is None and cfg.peer is None and cfg.model.members == 1
 
 
 @dataclass

@@ -129,7 +129,9 @@ def _train_shared(jobs: list[Job]) -> budgets.SharedTraining | None:
         cfg = config.parse(jobs[0].raw)
         wanted = [config.parse(job.raw).train.iterations for job in jobs]
         if not budgets.can_share(cfg):
-            log.info("budgets not shared: early stopping restores weights at each run's end")
+            log.info(
+                "budgets not shared: early stopping, a peer or an ensemble trains each budget apart"
+            )
             return None
         data = prepare(cfg)
     except DigitsNNError:

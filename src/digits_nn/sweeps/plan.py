@@ -96,13 +96,21 @@ def plan(jobs: list[list[str]], done: set[str], share_budgets: bool) -> list[Lau
 # What a configuration's training costs grows with its iterations and, per iteration, with
 # the units the activations pass through: the exp of the sigmoid over every hidden and
 # output unit of every row dominates an iteration (docs/benchmarks.md, sections a and s).
-WORK_KEYS = ("train.iterations", "model.hidden_size", "model.hidden_sizes")
+# An ensemble trains each member, and augmentation adds rows, in proportion.
+WORK_KEYS = (
+    "train.iterations",
+    "model.hidden_size",
+    "model.hidden_sizes",
+    "model.members",
+    "data.augment.copies",
+)
 
 
 def work(overrides: Sequence[str], defaults: Mapping[str, Any]) -> float:
-    """Iterations times hidden and output units: how much training a configuration asks
-    for, only to order the launches. A value it cannot read gives 0: that job fails at
-    once, when it checks its config, and reports what is wrong."""
+    """Iterations times hidden and output units, times members and rows per original
+    row: how much training a configuration asks for, only to order the launches. A
+    value it cannot read gives 0: that job fails at once, when it checks its config,
+    and reports what is wrong."""
     values = dict(defaults)
     own = [o for o in overrides if _key_of(o) in WORK_KEYS]
     for override in OverridesParser.create().parse_overrides(own):
@@ -111,7 +119,9 @@ def work(overrides: Sequence[str], defaults: Mapping[str, Any]) -> float:
         widths = values.get("model.hidden_sizes") or [
             values.get("model.hidden_size") or DEFAULT_HIDDEN_SIZE
         ]
-        return float(values["train.iterations"]) * (sum(map(float, widths)) + N_CLASSES)
+        per_pass = float(values["train.iterations"]) * (sum(map(float, widths)) + N_CLASSES)
+        copies = float(values.get("data.augment.copies") or 0)
+        return per_pass * float(values.get("model.members") or 1) * (1 + copies)
     except (KeyError, TypeError, ValueError):
         return 0.0
 

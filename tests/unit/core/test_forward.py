@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digits_nn.core.forward import forward, predict
-from digits_nn.core.network import Network, initialise
+from digits_nn.core.forward import forward, predict, probabilities
+from digits_nn.core.network import Ensemble, Network, initialise
 from helpers import random_network
 
 
@@ -110,3 +110,42 @@ def test_forward_outputs_are_probabilities_of_the_right_shape(sizes, m, seed):
     assert labels.shape == (m,)
     assert np.issubdtype(labels.dtype, np.integer)
     assert np.all((labels >= 0) & (labels < sizes[-1]))
+
+
+# ---- ensembles -----------------------------------------------------------------------------
+
+
+def softmax_network(seed: int, sizes=(64, 8, 10)) -> Network:
+    net = initialise(list(sizes), "he", seed)
+    return Network(net.weights, net.biases, "relu", "softmax")
+
+
+def test_an_ensembles_probabilities_are_the_mean_of_its_members_softmax() -> None:
+    members = [softmax_network(seed) for seed in (1, 2, 3)]
+    X = np.random.default_rng(0).normal(size=(25, 64))
+
+    def softmax_by_hand(net: Network) -> np.ndarray:
+        z = np.maximum(X @ net.weights[0].T + net.biases[0], 0) @ net.weights[1].T + net.biases[1]
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    expected = sum(softmax_by_hand(net) for net in members) / 3
+    found = probabilities(Ensemble(members), X)
+    np.testing.assert_allclose(found, expected, rtol=1e-12)
+    np.testing.assert_allclose(found.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(predict(Ensemble(members), X), expected.argmax(axis=1))
+
+
+def test_an_ensemble_can_outvote_its_first_member() -> None:
+    """The vote is on the averaged probabilities, not on any one member's."""
+    members = [softmax_network(seed) for seed in range(5)]
+    X = np.random.default_rng(1).normal(size=(200, 64))
+    ensemble = predict(Ensemble(members), X)
+    assert not np.array_equal(ensemble, predict(members[0], X))
+
+
+def test_a_one_member_ensemble_predicts_as_its_network() -> None:
+    net = softmax_network(4)
+    X = np.random.default_rng(2).normal(size=(50, 64))
+    np.testing.assert_array_equal(predict(Ensemble([net]), X), predict(net, X))
+    np.testing.assert_array_equal(probabilities(net, X), forward(net, X)[-1])

@@ -1,11 +1,11 @@
-"""The network's parameters: how each initialisation draws them, and copies of them."""
+"""The network's parameters: how each initialisation draws them, copies of them, and ensembles."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from digits_nn.core.network import Network, initialise
+from digits_nn.core.network import Ensemble, Network, initialise, networks
 from helpers import parameters
 
 
@@ -105,3 +105,18 @@ def test_assign_overwrites_the_parameters_in_place_from_another_network() -> Non
         assert array is kept
         np.testing.assert_array_equal(array, wanted)
         assert not np.shares_memory(array, wanted)
+
+
+def test_an_ensemble_has_its_members_shape_and_refuses_mixed_members() -> None:
+    members = [initialise([64, 5, 10], "he", seed, "float32") for seed in (0, 1)]
+    ensemble = Ensemble(members)
+    assert ensemble.layer_sizes == [64, 5, 10]
+    assert (ensemble.activation, ensemble.output) == ("sigmoid", "sigmoid")
+    assert ensemble.dtype == np.float32
+    assert networks(ensemble) == members
+    assert networks(members[0]) == [members[0]]
+    with pytest.raises(ValueError, match="one shape"):
+        Ensemble([members[0], initialise([64, 6, 10], "he", 0)])
+    relu = Network(members[1].weights, members[1].biases, "relu", "sigmoid")
+    with pytest.raises(ValueError, match="one shape"):
+        Ensemble([members[0], relu])

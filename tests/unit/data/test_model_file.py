@@ -1,10 +1,10 @@
-"""The model file: a network round-trips, and a file that cannot be the network it
+"""The model file: a network and an ensemble round-trip, and a file that cannot be the network it
 claims is refused, naming the file."""
 
 import numpy as np
 import pytest
 
-from digits_nn.core.network import Network, initialise
+from digits_nn.core.network import Ensemble, Network, initialise
 from digits_nn.data.model_file import read_model, write_model
 from helpers import assert_artifact_error, parameters
 
@@ -100,3 +100,66 @@ def test_model_input_width_must_match_the_data(tmp_path):
     write_model(path, initialise([64, 30, 10], "uniform", seed=0))
     assert_artifact_error(lambda p: read_model(p, n_inputs=32), path, "64", "32")
     read_model(path, n_inputs=64)  # the matching width is accepted
+
+
+# ---- ensembles -----------------------------------------------------------------------------
+
+
+def small_ensemble(members: int = 3) -> Ensemble:
+    nets = [initialise([64, 7, 5, 10], "he", seed, "float32") for seed in range(members)]
+    return Ensemble([Network(n.weights, n.biases, "relu", "softmax") for n in nets])
+
+
+def test_an_ensemble_round_trips_with_its_members_stacked(tmp_path):
+    ensemble = small_ensemble()
+    path = tmp_path / "model.npz"
+    write_model(path, ensemble)
+    with np.load(path) as archive:
+        assert int(archive["members"]) == 3
+        assert archive["W1"].shape == (3, 7, 64)
+        assert archive["b3"].shape == (3, 10)
+    back = read_model(path, n_inputs=64)
+    assert isinstance(back, Ensemble)
+    assert (back.layer_sizes, back.activation, back.output) == ([64, 7, 5, 10], "relu", "softmax")
+    assert back.dtype == np.float32
+    for got, want in zip(back.members, ensemble.members, strict=True):
+        for a, b in zip(parameters(got), parameters(want), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_plain_network_file_has_no_members_array(tmp_path):
+    path = tmp_path / "model.npz"
+    write_model(path, initialise([64, 30, 10], "uniform", seed=0))
+    with np.load(path) as archive:
+        assert "members" not in archive.files
+    assert isinstance(read_model(path), Network)
+
+
+@pytest.fixture
+def ensemble_arrays(tmp_path):
+    path = tmp_path / "valid_ensemble.npz"
+    write_model(path, small_ensemble())
+    with np.load(path) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def test_an_ensemble_whose_members_disagree_with_its_count_is_refused(tmp_path, ensemble_arrays):
+    ensemble_arrays["members"] = np.asarray(4)
+    path = tmp_path / "model.npz"
+    np.savez(path, **ensemble_arrays)
+    assert_artifact_error(read_model, path, "W1", "4 members", "(4, 7, 64)")
+
+
+def test_an_ensemble_missing_its_member_axis_is_refused(tmp_path, ensemble_arrays):
+    ensemble_arrays["W2"] = ensemble_arrays["W2"][0]
+    path = tmp_path / "model.npz"
+    np.savez(path, **ensemble_arrays)
+    assert_artifact_error(read_model, path, "'W2'", "3 dimension(s)")
+
+
+def test_an_ensemble_of_no_members_is_refused(tmp_path, ensemble_arrays):
+    arrays = {k: (v[:0] if k[0] in "Wb" else v) for k, v in ensemble_arrays.items()}
+    arrays["members"] = np.asarray(0)
+    path = tmp_path / "model.npz"
+    np.savez(path, **arrays)
+    assert_artifact_error(read_model, path, "'members' is 0")

@@ -60,6 +60,35 @@ def test_standardise_returns_the_fitted_mean_and_scale(digits, scaled):
     np.testing.assert_allclose(scaled.X, (digits.X - scaled.mean) / scaled.scale, atol=1e-12)
 
 
+def test_per_pixel_scaling_is_scikit_learns_standard_scaler_bit_for_bit(digits, scaled):
+    """The classic run's scaled rows stay the same bytes."""
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(digits.X)
+    np.testing.assert_array_equal(scaled.X, scaler.transform(digits.X))
+    np.testing.assert_array_equal(scaled.mean, scaler.mean_)
+    np.testing.assert_array_equal(scaled.scale, scaler.scale_)
+
+
+def test_global_scaling_is_one_mean_and_one_std_over_every_pixel_value(digits):
+    rows = digits.X[:500]
+    mean, scale = steps.scaling(rows, "global")
+    assert mean.shape == scale.shape == (64,)
+    np.testing.assert_array_equal(mean, np.mean(rows))
+    np.testing.assert_array_equal(scale, np.std(rows))
+    whole = steps.standardise(digits, how="global")
+    np.testing.assert_allclose(whole.X.mean(), 0.0, atol=1e-12)
+    np.testing.assert_allclose(whole.X.std(), 1.0, rtol=1e-12)
+    # A blank border pixel stays as small as the digits' background, not an outlier.
+    assert np.abs(whole.X).max() < 3
+
+
+def test_global_scaling_of_constant_rows_keeps_unit_scale():
+    mean, scale = steps.scaling(np.full((3, 64), 7.0), "global")
+    np.testing.assert_array_equal(mean, 7.0)
+    np.testing.assert_array_equal(scale, 1.0)
+
+
 def test_split_gives_1078_train_and_719_test_rows(scaled):
     split = steps.split(scaled.X, scaled.y, test_size=0.4, seed=0)
     assert split.X_train.shape == (1078, 64)

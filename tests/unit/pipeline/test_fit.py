@@ -4,6 +4,7 @@ holds out for validation."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -14,13 +15,21 @@ from digits_nn.config import parse
 from digits_nn.core import kernel, trainer
 from digits_nn.core.forward import hidden_and_logits
 from digits_nn.core.losses import LOSSES
-from digits_nn.core.network import Network, initialise
+from digits_nn.core.network import Ensemble, Network, initialise
 from digits_nn.core.trainer import Rows
-from digits_nn.core.training import TrainOptions, Watch
+from digits_nn.core.training import UNWATCHED, TrainOptions, Watch
+from digits_nn.data import augment, steps
 from digits_nn.data.steps import validation_rows
 from digits_nn.errors import TrainingDiverged
 from digits_nn.pipeline.evaluation import evaluate
-from digits_nn.pipeline.fit import fit, initial_network, train_options
+from digits_nn.pipeline.fit import (
+    fit,
+    fit_member,
+    initial_network,
+    member_seeds,
+    train_options,
+    training_rows,
+)
 from digits_nn.pipeline.prepared import prepare
 from digits_nn.pipeline.recording import describe
 from helpers import assert_same_parameters, modern_config, parameters
@@ -366,3 +375,113 @@ def test_a_training_whose_last_update_overflows_fails_instead_of_saving_the_weig
         fit(cfg, digits)
     assert "left non-finite weights" in str(info.value)
     assert np.isfinite(info.value.partial_cost).all()
+
+
+# ---- augmentation --------------------------------------------------------------------------
+
+AUGMENTED = {"augment": {"copies": 2, "rotation": 10.0, "shift": 1.0, "zoom": 0.1}}
+
+
+def test_the_rows_trained_on_are_the_originals_then_their_copies_scaled_alike(digits) -> None:
+    cfg = modern_config(data=AUGMENTED)
+    split, scaled = digits.split, digits.scaled
+    X, Y = training_rows(cfg, digits, slice(None), seed=4)
+    n = len(split.X_train)
+    assert X.shape == (3 * n, 64) and Y.shape == (3 * n, 10)
+    np.testing.assert_array_equal(X[:n], split.X_train)  # the originals, untouched
+    np.testing.assert_array_equal(Y, np.concatenate([digits.onehot.Y_train] * 3))
+    # The copies: the raw pixels transformed, then scaled with the data's own scaling.
+    raw = split.X_train * scaled.scale + scaled.mean
+    spec = augment.Affine(2, 10.0, 1.0, 0.1)
+    copies, _ = augment.augmented(raw, split.y_train, spec, 4)
+    np.testing.assert_allclose(X[n:], (copies[n:] - scaled.mean) / scaled.scale, atol=1e-12)
+    without = training_rows(modern_config(), digits, slice(None), seed=4)
+    np.testing.assert_array_equal(without[0], split.X_train)
+
+
+def test_augmentation_sees_only_the_training_rows_fitted_on(digits, monkeypatch) -> None:
+    """Exactly the rows fitted on: never a validation row, never a test row."""
+    seen: list[np.ndarray] = []
+    real = augment.augmented
+
+    def spy(X, y, spec, seed):
+        seen.append(X.copy())
+        return real(X, y, spec, seed)
+
+    monkeypatch.setattr(augment, "augmented", spy)
+    cfg = modern_config(data=AUGMENTED, train={"validation_size": 0.2, "iterations": 1})
+    fit(cfg, digits)
+    split = digits.split
+    fitted, _ = validation_rows(split.y_train, 0.2, cfg.seed)
+    assert len(seen) == 1
+    expected = steps.raw_pixels(split.X_train[fitted], digits.scaled)
+    np.testing.assert_allclose(seen[0], expected, atol=1e-12)
+    assert len(seen[0]) == len(fitted) < len(split.X_train)
+
+
+def test_augmented_training_is_seeded(digits) -> None:
+    cfg = modern_config(data=AUGMENTED, train={"iterations": 2})
+    first, again = fit(cfg, digits), fit(cfg, digits)
+    assert_same_parameters(first.network, again.network)
+    other = fit(dataclasses.replace(cfg, seed=1), digits)
+    assert not np.allclose(first.network.weights[0], other.network.weights[0])
+
+
+# ---- ensembles -----------------------------------------------------------------------------
+
+
+def test_member_seeds_start_at_the_seed_and_are_distinct_whole_numbers() -> None:
+    seeds = member_seeds(7, 6)
+    assert seeds[0] == 7 and len(set(seeds)) == 6
+    assert all(isinstance(s, int) and 0 <= s < 2**32 for s in seeds)
+    assert member_seeds(7, 6) == seeds and member_seeds(7, 3) == seeds[:3]
+    assert member_seeds(8, 6)[1:] != seeds[1:]
+
+
+def test_an_ensemble_is_its_members_each_trained_as_one_network_from_its_seed(digits) -> None:
+    cfg = modern_config(model={"members": 3}, data=AUGMENTED, train={"iterations": 3})
+    result = fit(cfg, digits)
+    assert isinstance(result.network, Ensemble) and len(result.network.members) == 3
+    alone = [fit_member(cfg, digits, seed, UNWATCHED) for seed in member_seeds(cfg.seed, 3)]
+    for member, single in zip(result.network.members, alone, strict=True):
+        assert_same_parameters(member, single.network)
+    # The first member is the one-network run of the same config.
+    one = fit(modern_config(data=AUGMENTED, train={"iterations": 3}), digits)
+    assert_same_parameters(result.network.members[0], one.network)
+    # Its curves are the members' mean.
+    np.testing.assert_allclose(result.cost_curve, np.mean([r.cost_curve for r in alone], axis=0))
+    np.testing.assert_allclose(
+        result.classic_cost_curve, np.mean([r.classic_cost_curve for r in alone], axis=0)
+    )
+    assert result.validation_cost_curve is None and result.best_iteration is None
+
+
+def test_an_ensembles_validation_accuracy_is_the_ensembles_own(digits) -> None:
+    cfg = modern_config(model={"members": 2}, train={"iterations": 3, "validation_size": 0.2})
+    result = fit(cfg, digits)
+    _, held = validation_rows(digits.split.y_train, 0.2, cfg.seed)
+    labels = predict_labels(result.network, digits.split.X_train[held])
+    assert result.validation_accuracy == np.mean(labels == digits.split.y_train[held])
+    assert result.validation_cost_curve is not None and len(result.validation_cost_curve) == 3
+
+
+def predict_labels(model, X):
+    from digits_nn.core.forward import predict
+
+    return predict(model, X)
+
+
+def test_an_ensembles_watch_hears_every_member_and_checkpoints_the_ensemble(digits) -> None:
+    cfg = modern_config(model={"members": 3}, train={"iterations": 4})
+    heard: list[int] = []
+    seen: dict[int, object] = {}
+    watch = Watch(2, lambda i, model: seen.setdefault(i, model), lambda i, _: heard.append(i))
+    result = fit(cfg, digits, watch)
+    assert heard == list(range(1, 13))  # 3 members x 4 iterations, numbered on
+    assert sorted(seen) == [2, 4]
+    final = seen[4]
+    assert isinstance(final, Ensemble) and len(final.members) == 3
+    for a, b in zip(final.members, result.network.members, strict=True):
+        assert_same_parameters(a, b)
+    assert isinstance(seen[2], Ensemble)
+    assert not np.array_equal(seen[2].members[0].weights[0], final.members[0].weights[0])

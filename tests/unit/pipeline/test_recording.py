@@ -170,3 +170,14 @@ def test_a_runs_name_and_description_say_what_it_trains() -> None:
         "Nesterov momentum on batches of 32 rows with alpha 0.25 for 3000 iterations,"
         " L2 0.5, inverse-time decay 0.1, early stopping (patience 4), seed 0."
     )
+    best = parse(
+        {
+            "data": {"augment": {"copies": 8, "rotation": 12.0}},
+            "model": {"members": 5},
+            "train": {"iterations": 100},
+        }
+    )
+    assert recording.run_name(best) == "h30-a0.25-i100-aug8-m5-s0"
+    assert recording.describe(best).endswith(
+        "for 100 iterations, 8 affine copies of each training image, 5 members averaged, seed 0."
+    )

@@ -43,3 +43,23 @@ def test_the_sweep_callback_is_the_sweeps_package_one() -> None:
     target = compose_config().hydra.callbacks.sweep._target_
     module, _, name = target.rpartition(".")
     assert getattr(__import__(module, fromlist=[name]), name).__module__ == module
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+)
+def test_every_preset_composes_and_validates(name: str) -> None:
+    config.parse(task_config(f"experiment={name}"))
+
+
+def test_the_best_preset_is_the_modern_one_augmented_scaled_globally_and_five_strong() -> None:
+    best = config.parse(task_config("experiment=best"))
+    modern = config.parse(task_config("experiment=modern"))
+    assert best.model.members == 5
+    assert best.data.scaling == "global"
+    augment = best.data.augment
+    assert (augment.copies, augment.rotation, augment.shift, augment.zoom) == (8, 12.0, 1.0, 0.1)
+    assert best.train.dtype == "float32"
+    # Everything else is the modern preset's, l2 included (not rescaled for the copies).
+    best.model.members, best.data, best.train.dtype = 1, modern.data, modern.train.dtype
+    assert config.to_dict(best) == config.to_dict(modern)

@@ -19,13 +19,17 @@ SHARED_CONFIGS = {
     "classic kernel": {},
     "momentum, mini-batches": {"optimizer": "momentum", "batch_size": 64, "nesterov": True},
     "softmax, L2, validation rows": {"l2": 0.5, "validation_size": 0.2},
+    "augmented rows": {"augment": {"copies": 1, "shift": 1.0}},
 }
 
 
 @pytest.mark.parametrize("options", SHARED_CONFIGS.values(), ids=SHARED_CONFIGS.keys())
 def test_a_shared_budget_is_bit_identical_to_training_that_budget_alone(options: dict) -> None:
+    options = dict(options)
     model = {"output": "softmax", "activation": "relu", "init": "he"} if "l2" in options else {}
+    data_section = {"augment": options.pop("augment")} if "augment" in options else {}
     raw = {"train": {"iterations": 40, "alpha": 0.3, **options}, "model": model}
+    raw["data"] = data_section
     raw["tracking"] = {"accuracy_every": 7}
     cfg = parse(raw)
     data = prepare(cfg)
@@ -53,9 +57,10 @@ def test_a_shared_budget_is_bit_identical_to_training_that_budget_alone(options:
         assert shared.accuracy_curve(budget) == curve
 
 
-def test_early_stopping_budgets_are_not_shared() -> None:
+def test_early_stopping_and_ensemble_budgets_are_not_shared() -> None:
     cfg = parse({"train": {"validation_size": 0.2, "patience": 5, "optimizer": "sgd"}})
     assert not budgets.can_share(cfg)
+    assert not budgets.can_share(parse({"model": {"members": 2}}))
     assert budgets.can_share(parse({"tracking": {"accuracy_every": 7}}))
 
 

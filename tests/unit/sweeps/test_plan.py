@@ -59,6 +59,11 @@ def test_the_launches_with_the_most_training_go_first() -> None:
     assert [launch.members[0] for launch in shared] == [grid[3], grid[2]]
     assert plan.work(["seed=1"], defaults) == 3000 * (30 + 10)
     assert plan.work(["model.hidden_sizes=[100,50]"], defaults) == 3000 * (150 + 10)
+    # An ensemble trains every member; augmented rows add to every pass.
+    assert plan.work(["model.members=5"], defaults) == 5 * 3000 * (30 + 10)
+    assert plan.work(["data.augment.copies=8"], defaults) == 9 * 3000 * (30 + 10)
+    best = {**defaults, "model.members": 5, "data.augment.copies": 8}
+    assert plan.work(["seed=1"], best) == 45 * 3000 * (30 + 10)
     # Equal work keeps the sweep's order; a value that cannot be read (the job will fail
     # at once) goes last.
     same = [["model.hidden_size=abc"], ["seed=2"], ["seed=1"]]
