@@ -12,7 +12,7 @@ from digits_nn.config import Config
 from digits_nn.core import kernel, trainer
 from digits_nn.core.forward import predict
 from digits_nn.core.network import Network, initialise
-from digits_nn.core.training import UNWATCHED, TrainingResult, TrainOptions, Watch
+from digits_nn.core.training import UNWATCHED, TrainerState, TrainingResult, TrainOptions, Watch
 from digits_nn.data.steps import Split, validation_rows
 from digits_nn.pipeline.prepared import PreparedData
 from digits_nn.pipeline.recording import describe
@@ -34,29 +34,43 @@ def initial_network(cfg: Config) -> Network:
     return dataclasses.replace(network, activation=model.activation, output=model.output)
 
 
-def fit(cfg: Config, data: PreparedData, watch: Watch = UNWATCHED) -> TrainingResult:
-    """Initialise the configured network from ``seed`` and train it on the train rows.
+def fit(
+    cfg: Config, data: PreparedData, watch: Watch = UNWATCHED, start: TrainerState | None = None
+) -> TrainingResult:
+    """Initialise the configured network from ``seed`` and train it on the train rows, or
+    go on from ``start``, where a training of this same configuration stood.
 
     The classic configuration runs on the classic kernel; any other on the general
-    trainer, which holds out ``train.validation_size`` of the training rows first.
+    trainer, which holds out ``train.validation_size`` of the training rows first. Only
+    the general trainer goes on from a state.
     """
-    network, options, dtype = initial_network(cfg), train_options(cfg), cfg.train.dtype
+    options, dtype = train_options(cfg), cfg.train.dtype
     X = data.split.X_train.astype(dtype, copy=False)
     Y = data.onehot.Y_train.astype(dtype, copy=False)
     log.info("training %s", describe(cfg))
-    classic = network.activation == network.output == "sigmoid" and options.is_classic
+    size = cfg.train.validation_size
+    on_kernel = is_classic(cfg) and size == 0.0
+    if start is not None and on_kernel:
+        raise ValueError("the classic kernel does not go on from a state")
+    state = start or trainer.fresh(initial_network(cfg), options)
     # One BLAS thread: on products this small a second thread gains little on an idle
     # machine and loses badly on a busy one, and one thread gives the same bits on every
     # machine whatever its core count.
     with threadpool_limits(limits=1, user_api="blas"):
-        if classic and cfg.train.validation_size == 0.0:
-            return kernel.gradient_descent(network, X, Y, options, watch)
-        size = cfg.train.validation_size
+        if on_kernel:
+            return kernel.gradient_descent(state.network, X, Y, options, watch)
         if size == 0.0:
-            return trainer.train(network, trainer.Rows(X, Y), options, watch=watch)
+            return trainer.resume(state, trainer.Rows(X, Y), options, watch=watch)
         fitted, held = validation_rows(data.split.y_train, size, cfg.seed)
         rows, validation = trainer.Rows(X[fitted], Y[fitted]), trainer.Rows(X[held], Y[held])
-        return trainer.train(network, rows, options, validation, watch)
+        return trainer.resume(state, rows, options, validation, watch)
+
+
+def is_classic(cfg: Config) -> bool:
+    """Whether ``cfg`` is the classic configuration, which the classic kernel trains
+    (without validation rows)."""
+    model = cfg.model
+    return model.activation == model.output == "sigmoid" and train_options(cfg).is_classic
 
 
 def accuracy_on_test(network: Network, split: Split) -> float:
