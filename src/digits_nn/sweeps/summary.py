@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from digits_nn.data.files import write_bytes
 from digits_nn.pipeline import plots
+from digits_nn.sweeps import halving
 
 # The summary's columns before the swept keys, and after them.
 LEADING = [
@@ -29,6 +30,9 @@ LEADING = [
 
 
 TRAILING = ["overrides", "error"]
+# Columns of sweeps that train by rungs (successive halving, a pruned search), shown
+# when a record has them: where it stood, what the sweep decided, what it trained.
+BY_RUNGS = ["rung", "outcome", "trial", "trained_iterations"]
 
 
 def rank(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
@@ -67,7 +71,8 @@ def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:
-    return [*LEADING, *swept_keys(rows), *TRAILING]
+    by_rungs = [c for c in BY_RUNGS if any(c in row for row in rows)]
+    return [*LEADING, *by_rungs, *swept_keys(rows), *TRAILING]
 
 
 def parent_metrics(rows: list[dict[str, Any]], metric: str) -> dict[str, float]:
@@ -138,7 +143,7 @@ def write_summary(
     drawn from the jobs' records (a job's own folder may be on another machine)."""
     finished = [r for r in rows if r["status"] == "FINISHED"]
     files = [sweep_dir / "sweep_summary.csv", sweep_dir / "sweep_summary.md"]
-    notes = []
+    notes = halving.describe(rows)
     if finished and metric == "validation_accuracy":
         files.append(sweep_dir / "best_experiment.yaml")
         write_bytes(files[-1], best_experiment(rows[0], name).encode())
