@@ -37,12 +37,14 @@ class Step:
     later budget may go on from this one."""
 
     configuration: list[str]
-    budget: int
+    budget: int | None  # None: the configuration's own train.iterations, alone
     earlier: dict[str, Any] | None = None
     keep: bool = True
 
     @property
     def overrides(self) -> list[str]:
+        if self.budget is None:
+            return list(self.configuration)
         return plan.with_budget(self.configuration, self.budget)
 
     @property
@@ -52,14 +54,14 @@ class Step:
     @property
     def started_at(self) -> int:
         """The iteration the job goes on from (0: from the start)."""
-        if self.earlier is None or not self.earlier.get("state_md5"):
+        if self.budget is None or self.earlier is None or not self.earlier.get("state_md5"):
             return 0
         return plan.budget_of(self.earlier["overrides"]) or 0
 
     def launch_overrides(self) -> list[str]:
         """What the launcher gets: the job's overrides, its folder, what it goes on from."""
         extra = [f"hydra.sweep.subdir='{self.key}'"]
-        if self.keep:
+        if self.keep and self.budget is not None:
             extra.append(f"++hydra.job.env_set.{KEEP_STATE_ENV}='1'")
         if self.started_at:
             earlier = self.earlier or {}
@@ -101,6 +103,8 @@ class RungLauncher:
 
     def work(self, step: Step) -> float:
         """The training a step asks for: the iterations it still has to run."""
+        if step.budget is None:
+            return plan.work(step.overrides, self.defaults)
         still = plan.with_budget(step.configuration, step.budget - step.started_at)
         return plan.work(still, self.defaults)
 

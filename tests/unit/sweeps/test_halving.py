@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -13,11 +12,11 @@ from digits_nn.sweeps import halving, records
 from digits_nn.sweeps.protocol import (
     CONTINUE_ENV,
     KEEP_STATE_ENV,
-    Objective,
     job_key,
     parse_continue_from,
 )
 from digits_nn.sweeps.rungs import RungLauncher, Step
+from helpers import AnsweringLauncher
 
 ALPHAS, HIDDEN, RUNGS = ("0.5", "1.0", "2.0"), ("10", "30"), (4, 12, 36)
 
@@ -77,34 +76,6 @@ def score(overrides: list[str]) -> float:
     return alpha + hidden + int(values["train.iterations"]) / 1000
 
 
-class AnsweringLauncher:
-    """Returns, for each job, the record a finished job would send back, as a Hydra
-    launcher returns its jobs' return values; remembers what it was asked."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[list[str]]] = []
-        self.stop_after: int | None = None
-
-    def launch(self, batch, initial_job_idx):
-        if self.stop_after is not None and len(self.batches) >= self.stop_after:
-            raise KeyboardInterrupt
-        self.batches.append(batch)
-        returns = []
-        for overrides in batch:
-            own = [o for o in overrides if not o.startswith(("hydra.", "++hydra."))]
-            answer = {
-                "key": job_key(own),
-                "overrides": own,
-                "status": "FINISHED",
-                "validation_accuracy": score(own),
-                "test_accuracy": 0.5,
-                "run_id": f"run-{job_key(own)}",
-                "state_md5": "0" * 32,
-            }
-            returns.append(SimpleNamespace(return_value=Objective.of(0.0, [answer])))
-        return returns
-
-
 def env_of(overrides: list[str], name: str) -> str | None:
     prefix = f"++hydra.job.env_set.{name}="
     found = [o[len(prefix) :].strip("'") for o in overrides if o.startswith(prefix)]
@@ -112,6 +83,7 @@ def env_of(overrides: list[str], name: str) -> str | None:
 
 
 def run_halving(sweep_dir: Path, launcher: AnsweringLauncher) -> list[str]:
+    launcher.score = score
     rung_launcher = RungLauncher(launcher, sweep_dir, {"train.iterations": 3000})
     return halving.run(rung_launcher, halving.space_of(grid_jobs()), 2, None)
 
