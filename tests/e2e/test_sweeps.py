@@ -131,11 +131,11 @@ def test_dvc_queue_lands_its_runs_in_the_main_store(reproduced: Path) -> None:
 
 
 def test_optuna_search_logs_each_trial_and_writes_a_runnable_best_preset(clone: Path) -> None:
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     run_app(
         clone,
         "hparams_search=optuna",
         "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.budgets=null",
         "train.iterations=choice(3,6)",
         "hydra.sweep.dir=multirun/search",
     )

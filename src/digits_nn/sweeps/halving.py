@@ -12,7 +12,7 @@ the same space ranks its runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +80,25 @@ def check_budgets(space: Space, eta: int) -> None:
             f"sweep=halving with the single budget {space.rungs}: list at least two rungs"
             " in hydra.sweeper.params['train.iterations']."
         )
+
+
+def check_configurations(space: Space, base: Mapping[str, Any]) -> None:
+    """Refuse, in one line and before any training, configurations halving cannot rank
+    or go on from: without validation rows, or with early stopping. ``base`` holds the
+    sweep's own values of ``train.validation_size`` and ``train.patience``."""
+    for configuration in space.configurations:
+        values = dict(base) | dict(o.lstrip("+~").split("=", 1) for o in configuration)
+        if values.get("train.patience") not in (None, "null"):
+            raise ConfigError(
+                f"train.patience={values['train.patience']} is not allowed with"
+                " sweep=halving: null. Early stopping restores the best weights at each"
+                " run's end, so a later rung cannot go on from it."
+            )
+        if float(values.get("train.validation_size") or 0.0) == 0.0:
+            raise ConfigError(
+                "sweep=halving ranks configurations on validation rows: set"
+                " train.validation_size > 0 (the preset holds out 0.15 of the training rows)."
+            )
 
 
 def run(launcher: RungLauncher, space: Space, eta: int, store: Store | None) -> list[str]:

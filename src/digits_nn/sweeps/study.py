@@ -136,8 +136,8 @@ def open_study(settings: Settings, url: str, seed_parts: Sequence[int]) -> optun
     if sampler_cfg.get("seed") is not None:
         mixed = np.random.SeedSequence([int(sampler_cfg["seed"]), *seed_parts])
         sampler_cfg["seed"] = int(mixed.generate_state(1)[0])
-    sampler = instantiate(sampler_cfg) if sampler_cfg else None
-    pruner = instantiate(dict(settings.pruner)) if settings.pruner else optuna.pruners.NopPruner()
+    sampler = built("sampler", sampler_cfg) if sampler_cfg else None
+    pruner = built("pruner", settings.pruner) if settings.pruner else optuna.pruners.NopPruner()
     try:
         with storage_lock(url):
             return optuna.create_study(
@@ -154,6 +154,20 @@ def open_study(settings: Settings, url: str, seed_parts: Sequence[int]) -> optun
             f"Optuna storage {redact(url)}: cannot open study {settings.study_name!r}"
             f" ({redact(reason)[:300]}). Point hydra.sweeper.storage or {STORAGE_ENV} at a"
             " working database."
+        ) from None
+
+
+def built(name: str, node: Mapping[str, Any]) -> Any:
+    """The object ``hydra.sweeper.<name>`` describes; a node it cannot build is refused
+    in one line."""
+    try:
+        return instantiate(dict(node))
+    except Exception as error:
+        cause = error.__cause__ or error
+        raise ConfigError(
+            f"hydra.sweeper.{name}={dict(node)} is not allowed: {type(cause).__name__}:"
+            f" {str(cause).splitlines()[0] if str(cause) else ''} (a node with _target_ an"
+            f" Optuna {name} class, and its arguments)."
         ) from None
 
 

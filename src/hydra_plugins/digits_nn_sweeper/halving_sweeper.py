@@ -53,6 +53,9 @@ class HalvingSweeper(GridSweeper):
         try:
             space = halving.space_of(jobs)
             halving.check_budgets(space, self.eta)
+            keys = ("train.validation_size", "train.patience")
+            base = {key: OmegaConf.select(self.config, key) for key in keys}
+            halving.check_configurations(space, base)
             halving.run(launcher, space, self.eta, rungs.sweep_store(self.config))
         except DigitsNNError as error:  # one line and exit 2, as a job's own refusal
             log.error("%s", error)

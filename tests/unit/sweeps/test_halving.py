@@ -45,6 +45,19 @@ def test_a_space_without_budgets_or_with_one_is_refused_in_one_line() -> None:
         halving.check_budgets(halving.space_of(grid_jobs()), 1)
 
 
+def test_configurations_without_validation_rows_or_with_early_stopping_are_refused() -> None:
+    space = halving.space_of(grid_jobs())
+    validated = {"train.validation_size": 0.15, "train.patience": None}
+    halving.check_configurations(space, validated)
+    with pytest.raises(ConfigError, match=r"train.validation_size > 0"):
+        halving.check_configurations(space, {"train.validation_size": 0.0})
+    one_without = halving.Space([["train.validation_size=0"], ["train.alpha=1"]], [1, 2])
+    with pytest.raises(ConfigError, match=r"train.validation_size > 0"):
+        halving.check_configurations(one_without, validated)
+    with pytest.raises(ConfigError, match=r"train.patience=3 is not allowed with sweep=halving"):
+        halving.check_configurations(space, validated | {"train.patience": 3})
+
+
 def record(key: str, accuracy: float | None, status: str = "FINISHED", **extra) -> dict:
     return {"key": key, "status": status, "validation_accuracy": accuracy, **extra}
 

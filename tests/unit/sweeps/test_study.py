@@ -46,6 +46,14 @@ def test_an_unusable_storage_is_one_line_naming_it_without_its_password() -> Non
     assert len(str(refused.value).splitlines()) == 1
 
 
+def test_a_pruner_or_sampler_that_cannot_be_built_is_refused_in_one_line(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    pruner = {"_target_": "optuna.pruners.ThresholdPruner", "n_startup_trials": 3}
+    with pytest.raises(ConfigError, match=r"hydra.sweeper.pruner=.* TypeError") as refused:
+        study.open_study(study.Settings(pruner=pruner), url, [])
+    assert len(str(refused.value).splitlines()) == 1
+
+
 def test_hydras_sweep_syntax_becomes_optunas_distributions() -> None:
     params = {
         "train.alpha": "tag(log, interval(0.005, 0.3))",
