@@ -40,7 +40,7 @@ def assert_equals_standalone(clone: Path, record: dict, client) -> None:
     """The record's run (its folder and its MLflow run) equals a standalone run of the
     same overrides: model bytes, curves, metrics."""
     own = [o for o in record["overrides"] if not o.startswith("sweep=")]
-    folder = f"outputs/alone-{record['key']}"
+    folder = f"outputs/alone-{record['run_id']}"
     run_app(clone, "train.validation_size=0.15", *own, f"hydra.run.dir={folder}")
     in_sweep = clone / "multirun/halving" / record["key"]
     assert compared_outputs(clone / folder) == compared_outputs(in_sweep), record["key"]
