@@ -73,8 +73,11 @@ def promoted(reached: list[dict[str, Any]], eta: int) -> list[dict[str, Any]]:
 
 def check_budgets(space: Space, eta: int) -> None:
     """Refuse, in one line, a space halving cannot run."""
-    if eta < 2:
-        raise ConfigError(f"hydra.sweeper.eta={eta} is not allowed: a whole number >= 2.")
+    if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
+        raise ConfigError(
+            f"hydra.sweeper.eta={eta!r} is not allowed: a whole number >= 2, or null for"
+            " the exhaustive sweep."
+        )
     if len(space.rungs) < 2:
         raise ConfigError(
             f"sweep=halving with the single budget {space.rungs}: list at least two rungs"

@@ -93,7 +93,36 @@ def settings_from(given: Mapping[str, Any]) -> Settings:
         key: OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
         for key, value in given.items()
     }
-    return Settings(**plain)
+    settings = Settings(**plain)
+    errors = list(_setting_errors(settings))
+    if errors:
+        raise ConfigError(errors[0])
+    return settings
+
+
+def _setting_errors(settings: Settings) -> Iterator[str]:
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+    def bad(key: str, value: Any, allowed: str) -> str:
+        return f"hydra.sweeper.{key}={value!r} is not allowed: {allowed}."
+
+    for key in ("n_trials", "n_jobs"):
+        if not whole(getattr(settings, key)):
+            yield bad(key, getattr(settings, key), "a whole number >= 1")
+    if settings.direction not in ("maximize", "minimize"):
+        yield bad("direction", settings.direction, "maximize or minimize")
+    if not (isinstance(settings.study_name, str) and settings.study_name.strip()):
+        yield bad("study_name", settings.study_name, "a non-empty name")
+    budgets = settings.budgets
+    if budgets is not None and not (
+        isinstance(budgets, list) and budgets and all(whole(b) for b in budgets)
+    ):
+        yield bad("budgets", budgets, "null, or a list of whole numbers >= 1")
+    for key in ("sampler", "pruner"):
+        node = getattr(settings, key)
+        if node is not None and not (isinstance(node, dict) and "_target_" in node):
+            yield bad(key, node, "null, or a node with _target_ an Optuna class and its arguments")
 
 
 # ---- the storage ------------------------------------------------------------------------

@@ -41,8 +41,9 @@ def test_a_space_without_budgets_or_with_one_is_refused_in_one_line() -> None:
     one = halving.space_of([["train.alpha=1.0", "train.iterations=5"]])
     with pytest.raises(ConfigError, match="at least two rungs"):
         halving.check_budgets(one, 3)
-    with pytest.raises(ConfigError, match=r"hydra.sweeper.eta=1 is not allowed"):
-        halving.check_budgets(halving.space_of(grid_jobs()), 1)
+    for eta in (1, "3", True):
+        with pytest.raises(ConfigError, match=r"hydra.sweeper.eta=.* is not allowed"):
+            halving.check_budgets(halving.space_of(grid_jobs()), eta)
 
 
 def test_configurations_without_validation_rows_or_with_early_stopping_are_refused() -> None:

@@ -85,7 +85,25 @@ def test_unknown_sweeper_keys_and_budgets_that_clash_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"train.iterations is not allowed"):
         study.check_budgets(settings, {}, ["train.iterations=7"])
     with pytest.raises(ConfigError, match=r"whole numbers >= 1"):
-        study.check_budgets(study.settings_from({"budgets": [0, 5]}), {}, [])
+        study.check_budgets(study.Settings(budgets=[0, 5]), {}, [])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("n_trials", 0, "a whole number >= 1"),
+        ("n_jobs", "2", "a whole number >= 1"),
+        ("direction", "up", "maximize or minimize"),
+        ("study_name", " ", "a non-empty name"),
+        ("budgets", [20, 0], "null, or a list of whole numbers >= 1"),
+        ("budgets", [], "null, or a list of whole numbers >= 1"),
+        ("pruner", {"n_startup_trials": 3}, "null, or a node with _target_"),
+    ],
+)
+def test_each_sweeper_setting_is_checked_with_one_line(key: str, value, allowed: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        study.settings_from({key: value})
+    assert str(refused.value).startswith(f"hydra.sweeper.{key}={value!r} is not allowed: {allowed}")
 
 
 def test_a_rerun_of_the_same_sweep_keeps_its_id_another_sweep_gets_its_own(tmp_path) -> None:
