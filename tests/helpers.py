@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,6 +70,29 @@ def run(
             f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
         )
     return result
+
+
+def interrupt_sweep(
+    command: list[str], cwd: Path, records: int, within: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Start ``command`` (a sweep), send it Ctrl-C once ``records`` job records exist
+    under its sweep folder (or ``within`` seconds have passed), and wait for it to end;
+    its exit status and output (stdout and stderr together)."""
+    sweep_dir = cwd / next(a for a in command if a.startswith("hydra.sweep.dir=")).split("=")[1]
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=project_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=default_sigint,
+    )
+    deadline = time.monotonic() + within
+    while len(list(sweep_dir.glob("*/record.json"))) < records and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=120)[0].decode()
+    return subprocess.CompletedProcess(command, process.returncode, output, "")
 
 
 def dvc(*args: str, cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:

@@ -4,15 +4,13 @@ two sweeps filling one study, and pruned trials marked in Optuna and in MLflow."
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 
-from helpers import default_sigint, mlflow_runs, project_env, run, run_app
+from helpers import interrupt_sweep, mlflow_runs, project_env, run, run_app
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -28,20 +26,9 @@ def trials(clone: Path) -> list[optuna.trial.FrozenTrial]:
 def test_an_interrupted_study_resumes_into_the_same_storage(clone: Path) -> None:
     command = [*SEARCH, "hydra.sweeper.n_trials=6", "hydra.sweep.dir=multirun/search"]
     sweep_dir = clone / "multirun/search"
-    process = subprocess.Popen(
-        command,
-        cwd=clone,
-        env=project_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        preexec_fn=default_sigint,
-    )
-    deadline = time.monotonic() + 600
-    while len(list(sweep_dir.glob("*/record.json"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    output = process.communicate(timeout=120)[0].decode()
-    assert process.returncode == 130, output
+    stopped = interrupt_sweep(command, clone, records=3)
+    output = stopped.stdout
+    assert stopped.returncode == 130, output
     before = trials(clone)
     finished = [t for t in before if t.state.is_finished()]
     assert len(finished) < 6, output

@@ -4,13 +4,10 @@ after Ctrl-C training nothing twice, on joblib and on submitit's local launcher.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from helpers import default_sigint, mlflow_runs, project_env, run, run_app
+from helpers import interrupt_sweep, mlflow_runs, run, run_app
 
 # Momentum on mini-batches, so that the velocities and the shuffles' generator matter; the
 # test accuracy measured every 2 iterations, so that its curve does too.
@@ -108,20 +105,9 @@ def test_an_interrupted_halving_resumes_training_nothing_twice(clone: Path) -> N
         "hydra.sweep.dir=multirun/resume",
     ]
     sweep_dir = clone / "multirun/resume"
-    process = subprocess.Popen(
-        command,
-        cwd=clone,
-        env=project_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        preexec_fn=default_sigint,
-    )
-    deadline = time.monotonic() + 600
-    while len(records(sweep_dir)) < 6 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    output = process.communicate(timeout=120)[0].decode()
-    assert process.returncode == 130, output
+    stopped = interrupt_sweep(command, clone, records=6)
+    output = stopped.stdout
+    assert stopped.returncode == 130, output
     before = {key: r["run_id"] for key, r in records(sweep_dir).items() if "run_id" in r}
     assert 6 <= len(before) < 10, output
 

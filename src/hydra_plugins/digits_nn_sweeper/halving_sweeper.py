@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from hydra_plugins.digits_nn_sweeper.grid_sweeper import GridSweeper
@@ -39,14 +37,8 @@ class HalvingSweeper(GridSweeper):
         from digits_nn.errors import DigitsNNError
         from digits_nn.sweeps import halving, rungs
 
-        assert self.config is not None and self.launcher is not None
-        assert self.hydra_context is not None
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        parsed = parser.parse_overrides([*self._parse_config(), *arguments])
-        jobs = [list(job) for job in self.split_arguments(parsed, None)[0]]
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        jobs, sweep_dir = self.grid(arguments)
+        assert self.config is not None
         launcher = rungs.RungLauncher(
             self.launcher, sweep_dir, rungs.work_defaults(self.config), self.max_batch_size
         )
