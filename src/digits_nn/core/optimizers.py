@@ -42,10 +42,11 @@ class Momentum:
 def optimiser(
     options: TrainOptions, params: list[np.ndarray], velocities: list[np.ndarray] | None = None
 ) -> Descent | Momentum:
-    """The rule ``options`` asks for; momentum 0 is plain descent. Momentum starts from
-    ``velocities`` (copied) where a training goes on, otherwise from zero."""
+    """The rule ``options`` asks for; momentum 0 is plain descent. Momentum goes on with
+    ``velocities`` (updated in place) where a training goes on, otherwise starts at zero."""
     mu = options.momentum if options.optimizer == "momentum" else 0.0
     if mu == 0.0:
         return Descent()
-    start = [np.zeros_like(P) for P in params] if velocities is None else velocities
-    return Momentum([V.copy() for V in start], mu, options.nesterov)
+    if velocities is None:
+        velocities = [np.zeros_like(P) for P in params]
+    return Momentum(velocities, mu, options.nesterov)

@@ -137,7 +137,8 @@ def resume(
     validation: Rows | None = None,
     watch: Watch = UNWATCHED,
 ) -> TrainingResult:
-    """Go on training from ``state`` (its network in place) to ``options.iterations``.
+    """Go on training from ``state`` to ``options.iterations``. The state is used up: its
+    network and velocities are trained in place.
 
     Gives bit for bit what one training of ``options.iterations`` from the start gives,
     when ``state`` is where that training stood after ``state.iteration`` iterations:
@@ -153,7 +154,7 @@ def resume(
             f"cannot go on from iteration {state.iteration} to {iterations}"
             f"{' with early stopping' if stopping else ''}"
         )
-    rng = np.random.default_rng([options.seed, 1])
+    rng = np.random.Generator(np.random.PCG64())  # its state is the state's, set next
     rng.bit_generator.state = state.shuffles
     params = network.weights + network.biases
     step = optimiser(options, params, state.velocities)

@@ -525,6 +525,17 @@ def test_a_state_is_where_the_training_stands_and_the_first_run_is_unchanged() -
     assert plain.state.velocities is None  # plain descent keeps none
 
 
+def test_going_on_to_where_a_state_stands_trains_nothing() -> None:
+    X, Y = digits_rows(120)
+    options = TrainOptions(alpha=0.5, iterations=4, optimizer="sgd", batch_size=50)
+    first = trainer.train(network([64, 8, 10], "xavier", 1), Rows(X, Y), options)
+    before = copy.deepcopy(first.state)
+    again = trainer.resume(first.state, Rows(X, Y), options)
+    assert_same_training(first, again)
+    assert bits(parameters(again.network)) == bits(parameters(before.network))
+    assert again.state.shuffles == before.shuffles
+
+
 def test_early_stopping_keeps_no_state_and_refuses_to_go_on_from_one() -> None:
     X, Y = digits_rows(200)
     rows, validation = Rows(X[:150], Y[:150]), Rows(X[150:], Y[150:])
