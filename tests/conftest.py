@@ -22,6 +22,8 @@ from helpers import dvc, free_port, make_clone, project_env
 LONGEST_FIRST = (
     "test_stack.py",
     "test_sweeps.py",
+    "test_successive_halving.py",
+    "test_optuna.py",
     "test_reliability.py",
     "test_benchmarks.py",
     "test_browser.py",

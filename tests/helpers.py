@@ -19,9 +19,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -68,6 +70,29 @@ def run(
             f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
         )
     return result
+
+
+def interrupt_sweep(
+    command: list[str], cwd: Path, records: int, within: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Start ``command`` (a sweep), send it Ctrl-C once ``records`` job records exist
+    under its sweep folder (or ``within`` seconds have passed), and wait for it to end;
+    its exit status and output (stdout and stderr together)."""
+    sweep_dir = cwd / next(a for a in command if a.startswith("hydra.sweep.dir=")).split("=")[1]
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=project_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=default_sigint,
+    )
+    deadline = time.monotonic() + within
+    while len(list(sweep_dir.glob("*/record.json"))) < records and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=120)[0].decode()
+    return subprocess.CompletedProcess(command, process.returncode, output, "")
 
 
 def dvc(*args: str, cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
@@ -457,3 +482,39 @@ def saved_model(folder: Path) -> Path:
     data = prepare(cfg)
     write_model(folder / "model.npz", fit(cfg, data).network)
     return save_model(folder / "saved", folder / "model.npz", data.scaled.mean, data.scaled.scale)
+
+
+# ---- a launcher for the sweepers' own logic ----------------------------------------------
+
+
+class AnsweringLauncher:
+    """A Hydra launcher that trains nothing: it returns, for each job, the record a
+    finished job would send back, with ``score(overrides)`` as its validation accuracy;
+    remembers the batches it was given, and raises KeyboardInterrupt when asked for
+    batch number ``stop_after``."""
+
+    def __init__(self, score: Any = None) -> None:
+        self.batches: list[list[list[str]]] = []
+        self.stop_after: int | None = None
+        self.score = score
+
+    def launch(self, batch, initial_job_idx):
+        if self.stop_after is not None and len(self.batches) >= self.stop_after:
+            raise KeyboardInterrupt
+        self.batches.append(batch)
+        from digits_nn.sweeps.protocol import Objective, job_key
+
+        returns = []
+        for overrides in batch:
+            own = [o for o in overrides if not o.startswith(("hydra.", "++hydra."))]
+            answer = {
+                "key": job_key(own),
+                "overrides": own,
+                "status": "FINISHED",
+                "validation_accuracy": self.score(own),
+                "test_accuracy": 0.5,
+                "run_id": f"run-{job_key(own)}",
+                "state_md5": "0" * 32,
+            }
+            returns.append(SimpleNamespace(return_value=Objective.of(0.0, [answer])))
+        return returns

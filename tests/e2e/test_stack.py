@@ -218,6 +218,61 @@ def test_stack_up_is_idempotent_and_every_daemon_listens_on_127_0_0_1_only(
     assert stack.env["MLFLOW_TRACKING_USERNAME"] == "digits"
 
 
+# ---- searches: halving's state through the server, Optuna's study in PostgreSQL -------
+
+
+def test_halving_on_slurm_goes_on_from_the_state_the_server_keeps(stack: Stack) -> None:
+    sweep_dir = stack.repo / "multirun" / "halving-slurm"
+    args = [
+        "sweep=halving",
+        "hydra/launcher=submitit_slurm",
+        "train.alpha=0.5,2.0",
+        "model.hidden_size=10",
+        "train.iterations=3,7",
+        "hydra.sweeper.eta=2",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    stack.app(*args)
+    found = {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/record.json")}
+    (top,) = [r for r in found.values() if r["rung"] == 1]
+    assert top["started_at"] == 3
+    # Without the copies in the job folders (a cluster whose nodes share no disk), the
+    # top rung, run again, finds its state in the tracking server.
+    for state in sweep_dir.glob("*/trainer_state.npz"):
+        state.unlink()
+    (sweep_dir / top["key"] / "record.json").unlink()
+    stack.app(*args)
+    again = json.loads((sweep_dir / top["key"] / "record.json").read_text())
+    assert again["started_at"] == 3 and again["run_id"] != top["run_id"]
+    assert again["validation_accuracy"] == top["validation_accuracy"]
+    assert again["cost"] == top["cost"]
+
+
+def test_an_optuna_search_keeps_its_study_in_the_stacks_postgres(stack: Stack) -> None:
+    import optuna
+
+    sweep_dir = stack.repo / "multirun" / "optuna-postgres"
+    url = stack.env["DIGITS_NN_OPTUNA_STORAGE"]
+    assert url.endswith("/optuna") and "@127.0.0.1:" in url
+    result = stack.app(
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.budgets=[2,4]",
+        "model.hidden_size=choice(16,32)",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    trials = optuna.load_study(study_name="digits-nn", storage=url).trials
+    assert len(trials) == 2 and all(t.state.is_finished() for t in trials)
+    assert not (stack.repo / "optuna.db").exists()
+    # The database's password is in no sweep file, log line, param or tag.
+    secret = json.loads((stack.folder / "secrets.json").read_text())["postgres"]
+    assert secret not in result.stdout + result.stderr
+    assert not [p for p in text_files(sweep_dir) if secret.encode() in p.read_bytes()]
+    for run in runs_of(stack, parent_of_sweep(stack, sweep_dir).info.run_id):
+        assert secret not in str(run.data.params) + str(run.data.tags)
+        assert run.data.tags["optuna.trial_state"] in ("COMPLETE", "PRUNED")
+
+
 # ---- sweeps on SLURM, load --------------------------------------------------------------
 
 

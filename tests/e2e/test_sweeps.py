@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import default_sigint, dvc, free_port, mlflow_runs, project_env, run, run_app
+from helpers import dvc, free_port, interrupt_sweep, mlflow_runs, project_env, run, run_app
 
 SUMMARY_FILES = {
     "sweep_summary.csv",
@@ -131,11 +131,11 @@ def test_dvc_queue_lands_its_runs_in_the_main_store(reproduced: Path) -> None:
 
 
 def test_optuna_search_logs_each_trial_and_writes_a_runnable_best_preset(clone: Path) -> None:
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     run_app(
         clone,
         "hparams_search=optuna",
         "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.budgets=null",
         "train.iterations=choice(3,6)",
         "hydra.sweep.dir=multirun/search",
     )
@@ -270,8 +270,6 @@ def test_a_shared_budgets_child_run_equals_a_standalone_run(clone: Path, options
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped(clone: Path) -> None:
-    import signal
-
     command = [
         sys.executable,
         "pipelines/run.py",
@@ -284,20 +282,8 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(clone: Path) -> None:
         "hydra.sweep.dir=multirun/resume",
     ]
     sweep_dir = clone / "multirun/resume"
-    process = subprocess.Popen(
-        command,
-        cwd=clone,
-        env=project_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        preexec_fn=default_sigint,
-    )
-    deadline = time.monotonic() + 300
-    while len(list(sweep_dir.glob("*/record.json"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    output = process.communicate(timeout=120)[0].decode()
-    assert process.returncode == 130, output
+    stopped = interrupt_sweep(command, clone, records=2, within=300)
+    assert stopped.returncode == 130, stopped.stdout
     finished = {
         path.parent.name: json.loads(path.read_text())["run_id"]
         for path in sweep_dir.glob("*/record.json")

@@ -23,8 +23,8 @@ class Momentum:
     """``v = mu v - rate g``, ``P += v``; or Nesterov's variant in the form that needs
     the gradient only at the current weights: ``P += -mu v_old + (1 + mu) v``."""
 
-    def __init__(self, params: list[np.ndarray], mu: float, nesterov: bool) -> None:
-        self.velocities = [np.zeros_like(P) for P in params]
+    def __init__(self, velocities: list[np.ndarray], mu: float, nesterov: bool) -> None:
+        self.velocities = velocities
         self.mu, self.nesterov = mu, nesterov
 
     def step(self, params: list[np.ndarray], grads: list[np.ndarray], rate: float) -> None:
@@ -39,7 +39,14 @@ class Momentum:
                 P += V
 
 
-def optimiser(options: TrainOptions, params: list[np.ndarray]) -> Descent | Momentum:
-    """The rule ``options`` asks for; momentum 0 is plain descent."""
+def optimiser(
+    options: TrainOptions, params: list[np.ndarray], velocities: list[np.ndarray] | None = None
+) -> Descent | Momentum:
+    """The rule ``options`` asks for; momentum 0 is plain descent. Momentum goes on with
+    ``velocities`` (updated in place) where a training goes on, otherwise starts at zero."""
     mu = options.momentum if options.optimizer == "momentum" else 0.0
-    return Momentum(params, mu, options.nesterov) if mu != 0.0 else Descent()
+    if mu == 0.0:
+        return Descent()
+    if velocities is None:
+        velocities = [np.zeros_like(P) for P in params]
+    return Momentum(velocities, mu, options.nesterov)

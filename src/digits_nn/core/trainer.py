@@ -4,8 +4,10 @@ with one sample per row.
 Hidden activations (sigmoid, tanh, relu), two output layers with their losses (sigmoid
 with the half squared error, softmax with the cross-entropy), mini-batch SGD with seeded
 reshuffling, momentum (plain or Nesterov), an L2 penalty, an inverse-time learning-rate
-schedule and early stopping on validation rows. The classic configuration has a faster
-kernel of its own (:mod:`digits_nn.core.kernel`); both train it to the same weights.
+schedule and early stopping on validation rows. A training can stop and go on later
+from its :class:`~digits_nn.core.training.TrainerState` (:func:`resume`), bit for bit.
+The classic configuration has a faster kernel of its own (:mod:`digits_nn.core.kernel`);
+both train it to the same weights.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,9 +23,10 @@ from digits_nn.core.activations import DERIVATIVES
 from digits_nn.core.forward import forward, hidden_and_logits, output_values, predict
 from digits_nn.core.losses import LOSSES, classic_cost, penalty
 from digits_nn.core.network import Model, Network
-from digits_nn.core.optimizers import optimiser
+from digits_nn.core.optimizers import Momentum, optimiser
 from digits_nn.core.training import (
     UNWATCHED,
+    TrainerState,
     TrainingResult,
     TrainOptions,
     Watch,
@@ -102,6 +106,14 @@ def measure(network: Network, rows: Rows, l2: float, validation: Rows | None) ->
     return train_cost, classic, loss(validation.Y, hidden_and_logits(network, validation.X)[1])
 
 
+def fresh(network: Network, options: TrainOptions) -> TrainerState:
+    """The state a training of ``network`` starts from: nothing done yet."""
+    # The shuffles: seeded, on a stream of their own (the init draws from RandomState(seed)).
+    shuffles = np.random.default_rng([options.seed, 1]).bit_generator.state
+    empty = np.empty(0)
+    return TrainerState(network, 0, shuffles, None, empty, empty)
+
+
 def train(
     network: Network,
     rows: Rows,
@@ -116,16 +128,41 @@ def train(
     loss has not improved for ``patience`` iterations and restores the best weights;
     the weights after the last pass are candidates too.
     """
-    n, iterations = len(rows.X), options.iterations
-    # The shuffles: seeded, on a stream of their own (the init draws from RandomState(seed)).
-    rng = np.random.default_rng([options.seed, 1])
-    params = network.weights + network.biases
-    step = optimiser(options, params)
+    return resume(fresh(network, options), rows, options, validation, watch)
+
+
+def resume(
+    state: TrainerState,
+    rows: Rows,
+    options: TrainOptions,
+    validation: Rows | None = None,
+    watch: Watch = UNWATCHED,
+) -> TrainingResult:
+    """Go on training from ``state`` to ``options.iterations``. The state is used up: its
+    network and velocities are trained in place.
+
+    Gives bit for bit what one training of ``options.iterations`` from the start gives,
+    when ``state`` is where that training stood after ``state.iteration`` iterations:
+    iteration ``t`` depends only on the weights, the velocities and the shuffles'
+    generator it starts from, and on ``t`` (the schedule). The result carries the state
+    to go on from again, except with early stopping, whose result is the best weights
+    seen rather than where the training stands (a state of it is refused).
+    """
+    network, n, iterations = state.network, len(rows.X), options.iterations
     stopping = options.patience is not None and validation is not None
-    points: list[Point] = []
+    if state.iteration > iterations or (stopping and state.iteration > 0):
+        raise ValueError(
+            f"cannot go on from iteration {state.iteration} to {iterations}"
+            f"{' with early stopping' if stopping else ''}"
+        )
+    rng = np.random.Generator(np.random.PCG64())  # its state is the state's, set next
+    rng.bit_generator.state = state.shuffles
+    params = network.weights + network.biases
+    step = optimiser(options, params, state.velocities)
+    points: list[Point] = list(zip(*_curves(state)))
     best = (math.inf, 0, network.copy() if stopping else network)  # lowest validation loss
     with np.errstate(over="ignore"):
-        for t in range(iterations):
+        for t in range(state.iteration, iterations):
             points.append(_finite(measure(network, rows, options.l2, validation), points, options))
             validation_cost = points[-1][2]
             if validation_cost is not None and validation_cost < best[0]:
@@ -154,14 +191,33 @@ def train(
         points = points[:best_iteration]
     costs, classic, validation_costs = (np.array(curve) for curve in zip(*points))
     check_final_weights(network, costs, classic, options.alpha)
+    if validation is None:
+        validation_costs = None
+    after = None
+    if not stopping:
+        velocities = step.velocities if isinstance(step, Momentum) else None
+        shuffles = rng.bit_generator.state
+        after = TrainerState(
+            network, iterations, shuffles, velocities, costs, classic, validation_costs
+        )
     return TrainingResult(
         network,
         costs,
         classic,
-        validation_costs if validation is not None else None,
+        validation_costs,
         best_iteration,
         None if validation is None else accuracy(network, validation),
+        after,
     )
+
+
+def _curves(state: TrainerState) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The state's curves as the trainer keeps them: one point per iteration done,
+    each value as that training computed it."""
+    validation = state.validation_cost_curve
+    if validation is None:
+        validation = [None] * len(state.cost_curve)
+    return state.cost_curve, state.classic_cost_curve, validation
 
 
 def accuracy(model: Model, rows: Rows) -> float:

@@ -1,5 +1,5 @@
 """What both trainers share: their options, what they return, how a caller watches
-them, and the one divergence check.
+them, the state a training can go on from, and the one divergence check.
 """
 
 from __future__ import annotations
@@ -49,6 +49,26 @@ class TrainOptions:
 
 
 @dataclass
+class TrainerState:
+    """Where a training of the general trainer stands after ``iteration`` iterations:
+    everything it needs to go on exactly as if it had never stopped.
+
+    ``shuffles`` is the state of the mini-batch shuffles' generator
+    (``Generator.bit_generator.state``: plain ints and strings); ``velocities`` the
+    optimiser's, in the order weights then biases (None for plain descent). The curves
+    hold one point per iteration done, in the dtype the training computes them in.
+    """
+
+    network: Network
+    iteration: int
+    shuffles: dict
+    velocities: list[np.ndarray] | None
+    cost_curve: np.ndarray
+    classic_cost_curve: np.ndarray
+    validation_cost_curve: np.ndarray | None = None
+
+
+@dataclass
 class TrainingResult:
     network: Model  # one network, or an ensemble
     cost_curve: np.ndarray  # the minimised cost at iteration 1..N, before that update
@@ -56,6 +76,7 @@ class TrainingResult:
     validation_cost_curve: np.ndarray | None = None  # with validation rows only
     best_iteration: int | None = None  # early stopping: the weights kept are from here
     validation_accuracy: float | None = None  # on the validation rows, if any
+    state: TrainerState | None = None  # the general trainer's, to go on from (no early stopping)
 
     @property
     def final_cost(self) -> float:

@@ -13,7 +13,7 @@ from digits_nn.config import Config
 from digits_nn.core import kernel, trainer
 from digits_nn.core.forward import predict
 from digits_nn.core.network import Ensemble, Model, Network, initialise
-from digits_nn.core.training import UNWATCHED, TrainingResult, TrainOptions, Watch
+from digits_nn.core.training import UNWATCHED, TrainerState, TrainingResult, TrainOptions, Watch
 from digits_nn.data import augment, steps
 from digits_nn.data.steps import Split, validation_rows
 from digits_nn.pipeline.prepared import PreparedData
@@ -46,13 +46,17 @@ def member_seeds(seed: int, members: int) -> list[int]:
     return [seed, *map(int, derived)]
 
 
-def fit(cfg: Config, data: PreparedData, watch: Watch = UNWATCHED) -> TrainingResult:
-    """Initialise the configured network from ``seed`` and train it on the train rows;
-    with ``model.members > 1``, train that many from their own seeds, one after the other,
-    into an ensemble.
+def fit(
+    cfg: Config, data: PreparedData, watch: Watch = UNWATCHED, start: TrainerState | None = None
+) -> TrainingResult:
+    """Initialise the configured network from ``seed`` and train it on the train rows, or
+    go on from ``start``, where a training of this same configuration stood; with
+    ``model.members > 1``, train that many from their own seeds, one after the other,
+    into an ensemble (which does not go on from a state).
 
     The classic configuration runs on the classic kernel; any other on the general
-    trainer, which holds out ``train.validation_size`` of the training rows first.
+    trainer, which holds out ``train.validation_size`` of the training rows first. Only
+    the general trainer goes on from a state.
     """
     log.info("training %s", describe(cfg))
     # One BLAS thread: on products this small a second thread gains little on an idle
@@ -60,31 +64,45 @@ def fit(cfg: Config, data: PreparedData, watch: Watch = UNWATCHED) -> TrainingRe
     # machine whatever its core count.
     with threadpool_limits(limits=1, user_api="blas"):
         if cfg.model.members == 1:
-            return fit_member(cfg, data, cfg.seed, watch)
+            return fit_member(cfg, data, cfg.seed, watch, start)
+        if start is not None:
+            raise ValueError("an ensemble does not go on from a state")
         return fit_ensemble(cfg, data, watch)
 
 
-def fit_member(cfg: Config, data: PreparedData, seed: int, watch: Watch) -> TrainingResult:
-    """One network, drawn and shuffled from ``seed``, on the training rows and their
-    augmented copies (drawn from ``seed`` too). The validation rows, carved from the
-    config's own seed, are the same for every member."""
-    network, options, dtype = initial_network(cfg, seed), train_options(cfg, seed), cfg.train.dtype
+def is_classic(cfg: Config) -> bool:
+    """Whether ``cfg`` is the classic configuration, which the classic kernel trains
+    (without validation rows)."""
+    model = cfg.model
+    return model.activation == model.output == "sigmoid" and train_options(cfg).is_classic
+
+
+def fit_member(
+    cfg: Config, data: PreparedData, seed: int, watch: Watch, start: TrainerState | None = None
+) -> TrainingResult:
+    """One network, drawn and shuffled from ``seed`` (or going on from ``start``), on the
+    training rows and their augmented copies (drawn from ``seed`` too). The validation
+    rows, carved from the config's own seed, are the same for every member. Only the
+    general trainer goes on from a state."""
+    options, dtype = train_options(cfg, seed), cfg.train.dtype
     size = cfg.train.validation_size
     fitted, held = (
         validation_rows(data.split.y_train, size, cfg.seed) if size > 0.0 else (slice(None), None)
     )
     X, Y = training_rows(cfg, data, fitted, seed)
     X, Y = X.astype(dtype, copy=False), Y.astype(dtype, copy=False)
-    classic = network.activation == network.output == "sigmoid" and options.is_classic
-    if classic and held is None:
-        return kernel.gradient_descent(network, X, Y, options, watch)
+    if is_classic(cfg) and held is None:
+        if start is not None:
+            raise ValueError("the classic kernel does not go on from a state")
+        return kernel.gradient_descent(initial_network(cfg, seed), X, Y, options, watch)
+    state = start or trainer.fresh(initial_network(cfg, seed), options)
     if held is None:
-        return trainer.train(network, trainer.Rows(X, Y), options, watch=watch)
+        return trainer.resume(state, trainer.Rows(X, Y), options, watch=watch)
     validation = trainer.Rows(
         data.split.X_train[held].astype(dtype, copy=False),
         data.onehot.Y_train[held].astype(dtype, copy=False),
     )
-    return trainer.train(network, trainer.Rows(X, Y), options, validation, watch)
+    return trainer.resume(state, trainer.Rows(X, Y), options, validation, watch)
 
 
 def training_rows(

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from digits_nn.config import Config, PathsConfig
 from digits_nn.core.network import Model
-from digits_nn.core.training import TrainingResult, Watch
+from digits_nn.core.training import TrainerState, TrainingResult, Watch, is_checkpoint
 from digits_nn.credentials import redact
 from digits_nn.data.files import write_json
 from digits_nn.data.steps import without_validation
@@ -51,25 +51,52 @@ class RunContext:
     progress: bool = False
 
 
+@dataclass(frozen=True)
+class Start:
+    """Where a run's training goes on from: the trainer's state after some iterations of
+    this same configuration, and the test accuracy measured on the way there."""
+
+    state: TrainerState
+    accuracy_curve: dict[int, float]
+
+
 def train_and_record(ctx: RunContext, data: PreparedData) -> TrainingResult:
     """Train, write the model and cost curve, and log them. A diverged run keeps the
     curve up to the failing iteration in MLflow before the error propagates."""
+    result, accuracy_curve = train_watched(ctx, data)
+    record_training(ctx, result, accuracy_curve, data)
+    return result
+
+
+def train_watched(
+    ctx: RunContext, data: PreparedData, start: Start | None = None
+) -> tuple[TrainingResult, dict[int, float]]:
+    """Log the config, then train (or go on from ``start``) measuring the test accuracy
+    every ``tracking.accuracy_every`` iterations; the result and that curve. A diverged
+    run keeps its curve in MLflow before the error propagates."""
     recording.record_config(ctx.run, ctx.cfg, ctx.params_file)
+    every = ctx.cfg.tracking.accuracy_every if ctx.run.enabled else 0
+    iterations = ctx.cfg.train.iterations
     accuracy_curve: dict[int, float] = {}
+    if start is not None:  # the points a run of this length measures, up to the start
+        accuracy_curve = {
+            i: value
+            for i, value in start.accuracy_curve.items()
+            if i <= start.state.iteration and is_checkpoint(i, every, iterations)
+        }
 
     def record_accuracy(iteration: int, network: Model) -> None:
         accuracy_curve[iteration] = accuracy_on_test(network, data.split)
 
-    every = ctx.cfg.tracking.accuracy_every if ctx.run.enabled else 0
-    iterations = ctx.cfg.train.iterations * ctx.cfg.model.members
-    with progress_bar(iterations, ctx.progress) as progress:
+    # An ensemble's members train one after the other: the bar counts all their passes.
+    with progress_bar(iterations * ctx.cfg.model.members, ctx.progress) as progress:
         try:
-            result = fit(ctx.cfg, data, Watch(every, record_accuracy, progress))
+            state = None if start is None else start.state
+            result = fit(ctx.cfg, data, Watch(every, record_accuracy, progress), state)
         except TrainingDiverged as error:
             recording.record_cost(ctx.run, error.partial_cost, error.partial_classic_cost)
             raise
-    record_training(ctx, result, accuracy_curve, data)
-    return result
+    return result, accuracy_curve
 
 
 def record_training(

@@ -81,11 +81,27 @@ def env_lines(layout: Layout) -> list[str]:
         raise StackError("the stack is not up: python -m digits_nn.stack up")
     values = mlflow_env(state, load_secrets(layout))
     values["SLURM_CONF"] = str(layout.slurm_conf)
+    values |= optuna_env(layout, state)
     if alive(state.get("ray", {}).get("pid")):
         values["RAY_ADDRESS"] = f"{HOST}:{state['ray']['port']}"
         values["RAY_AUTH_TOKEN_PATH"] = str(layout.ray / "auth_token")
         values |= RAY_ENV
     return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
+
+
+# The Optuna studies' database, as digits_nn.sweeps.study reads it (the name is the
+# sweeps' own; the stack imports nothing of the pipeline).
+OPTUNA_STORAGE_ENV = "DIGITS_NN_OPTUNA_STORAGE"
+
+
+def optuna_env(layout: Layout, state: dict) -> dict[str, str]:
+    """Where hparams_search=optuna keeps its studies: the stack's PostgreSQL, database
+    ``optuna``. The URL holds no password; libpq reads it from the pgpass file."""
+    port = state.get("postgres", {}).get("port")
+    if not port or not alive(state["postgres"].get("pid")):
+        return {}
+    url = f"postgresql+psycopg2://postgres@{HOST}:{port}/optuna"
+    return {OPTUNA_STORAGE_ENV: url, "PGPASSFILE": str(layout.pgpass)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,8 @@ from digits_nn.stack.processes import (
 )
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# The tracking server's runs and accounts, and the Optuna studies of hparams_search=optuna.
+DATABASES = ("mlflow", "mlflow_auth", "optuna")
 
 
 def start_postgres(layout: Layout, state: dict, secret: dict[str, str]) -> None:
@@ -75,7 +77,7 @@ def start_postgres(layout: Layout, state: dict, secret: dict[str, str]) -> None:
         "PostgreSQL start",
     )
     entry.update(port=port, pid=pid_from_file(layout.pg_data / "postmaster.pid"))
-    for database in ("mlflow", "mlflow_auth"):
+    for database in DATABASES:
         if not psql(layout, port, f"SELECT 1 FROM pg_database WHERE datname = '{database}'"):
             psql(layout, port, f"CREATE DATABASE {database}")
     write_private(layout.pgpass, f"{HOST}:{port}:*:postgres:{secret['postgres']}\n")

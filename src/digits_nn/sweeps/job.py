@@ -6,7 +6,9 @@ and the sweep goes on. It sends its records back as its return value
 (:class:`~digits_nn.sweeps.protocol.Objective`) and also writes them into its own folder:
 on a launcher that runs jobs on this machine, a sweep stopped before the job's return
 came back still finds them. A job given smaller budgets to share (``BUDGETS_ENV``)
-trains once and records every budget as its own run.
+trains once and records every budget as its own run. A job of successive halving or of
+a pruned search goes on from an earlier budget of its configuration
+(:mod:`~digits_nn.sweeps.continuation`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from digits_nn.errors import DigitsNNError, TrainingDiverged
 from digits_nn.pipeline import app, recording
 from digits_nn.pipeline.prepared import PreparedData, prepare
 from digits_nn.pipeline.steps import RunContext, record_training
-from digits_nn.sweeps import budgets
+from digits_nn.sweeps import budgets, continuation
 from digits_nn.sweeps.plan import with_budget
 from digits_nn.sweeps.protocol import (
     BUDGET_KEY,
@@ -79,7 +81,11 @@ def run(raw: DictConfig) -> Objective:
     errors.raise_if_interrupted()
     hydra = HydraConfig.get()
     job = Job(raw, list(hydra.overrides.task), Path(hydra.runtime.output_dir))
-    records = run_with_budgets(job, shared_budgets())
+    request = continuation.requested()
+    if request is not None or continuation.keeps_state():
+        records = [run_continued(job, request)]
+    else:
+        records = run_with_budgets(job, shared_budgets())
     first = records[0]
     value = first.get("validation_accuracy")
     if value is None:
@@ -97,6 +103,9 @@ def run_with_budgets(job: Job, smaller: list[int]) -> list[dict[str, Any]]:
             OmegaConf.update(raw_member, BUDGET_KEY, budget)
         jobs.append(Job(raw_member, member, job.output_dir.parent / job_key(member)))
     shared = _train_shared(jobs) if len(jobs) > 1 else None
+    train: app.TrainStep | None = None
+    if shared is not None:
+        train = lambda ctx, data: record_shared(ctx, data, shared)  # noqa: E731
     records = []
     for member in jobs:
         # Each budget's duration is its own: the shared training up to its budget (what
@@ -104,12 +113,28 @@ def run_with_budgets(job: Job, smaller: list[int]) -> list[dict[str, Any]]:
         member.started = time.perf_counter()
         if shared is not None:
             member.started -= shared.training_seconds(config.parse(member.raw).train.iterations)
-        record = _run_in_sweep(member, sweep_parent_run(), shared)
+        record = _run_in_sweep(member, sweep_parent_run(), train)
         if shared is not None:
             record["shared_training"] = job.key
         write_json(member.output_dir / RECORD_FILE, record)
         records.append(record)
     return records
+
+
+def run_continued(job: Job, request: continuation.Request | None) -> dict[str, Any]:
+    """The record of a job of successive halving or of a pruned search: it goes on from
+    an earlier budget of its configuration if asked, and keeps its state if a later
+    budget may go on from it."""
+    earlier = None
+    if request is not None:
+        earlier = job.output_dir.parent / job_key(with_budget(job.overrides, request.iteration))
+    keep = job.output_dir if continuation.keeps_state() else None
+    step = continuation.ContinuedTraining(request, earlier, keep)
+    record = _run_in_sweep(job, sweep_parent_run(), step)
+    if record["status"] == "FINISHED":
+        record |= step.extra
+    write_json(job.output_dir / RECORD_FILE, record)
+    return record
 
 
 def shared_budgets() -> list[int]:
@@ -141,16 +166,14 @@ def _train_shared(jobs: list[Job]) -> budgets.SharedTraining | None:
 
 
 def _run_in_sweep(
-    job: Job, parent_run_id: str | None, shared: budgets.SharedTraining | None
+    job: Job, parent_run_id: str | None, train: app.TrainStep | None
 ) -> dict[str, Any]:
-    """Run one configuration of a sweep; its failure is its record, not an exception."""
+    """Run one configuration of a sweep, trained by ``train`` (None: the usual training);
+    its failure is its record, not an exception."""
     try:
         cfg = _parse(job, parent_run_id)
         place = app.RunPlace(job.output_dir, job.overrides, _placement(job, parent_run_id))
-        if shared is None:
-            outcome = app.run(cfg, place)
-        else:
-            outcome = app.run(cfg, place, lambda ctx, data: record_shared(ctx, data, shared))
+        outcome = app.run(cfg, place) if train is None else app.run(cfg, place, train)
     except DigitsNNError as error:
         log.error("job failed: %s", error)
         return job.record("FAILED", error=str(error))

@@ -26,6 +26,15 @@ RECORD_FILE = "record.json"
 JOBS_FILE = "sweep_jobs.json"
 # The key whose values a job may share as budgets.
 BUDGET_KEY = "train.iterations"
+# A job that goes on from an earlier budget of its configuration (a later rung of
+# successive halving, a trial that survived a pruner), in its hydra.job.env_set:
+# "<iterations done>:<md5 of that state file>:<that budget's MLflow run id, or nothing>".
+CONTINUE_ENV = "DIGITS_NN_CONTINUE_FROM"
+# "1" for a job that a later budget may go on from: it keeps its trainer's state.
+KEEP_STATE_ENV = "DIGITS_NN_KEEP_STATE"
+# The trainer's state: in the job's folder, and in this folder of its MLflow run.
+STATE_FILE = "trainer_state.npz"
+STATE_ARTIFACTS = "continuation"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 
@@ -42,6 +51,20 @@ def job_key(overrides: Sequence[str]) -> str:
         return safe
     digest = hashlib.sha1(canonical.encode()).hexdigest()[:10]
     return f"{safe[:100]}-{digest}"
+
+
+def continue_from(iteration: int, md5: str, run_id: str | None) -> str:
+    """The value of :data:`CONTINUE_ENV` for a job that goes on from ``iteration``."""
+    return f"{iteration}:{md5}:{run_id or ''}"
+
+
+def parse_continue_from(value: str) -> tuple[int, str, str | None]:
+    """The iteration, md5 and run id of a :data:`CONTINUE_ENV` value; ValueError if it
+    is not one."""
+    iteration, md5, run_id = value.split(":")
+    if not re.fullmatch(r"[0-9a-f]{32}", md5) or int(iteration) < 1:
+        raise ValueError(value)
+    return int(iteration), md5, run_id or None
 
 
 class Objective(float):

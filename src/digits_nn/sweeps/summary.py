@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from digits_nn.data.digits import N_CLASSES
 from digits_nn.data.files import write_bytes
 from digits_nn.pipeline import plots
-from digits_nn.sweeps import resamples, stats
+from digits_nn.sweeps import halving, resamples, stats
 from digits_nn.sweeps.resamples import swept_keys, swept_values
 
 # A job's params that pick its resample, never part of a preset.
@@ -35,6 +35,9 @@ LEADING = [
 
 
 TRAILING = ["overrides", "error"]
+# Columns of sweeps that train by rungs (successive halving, a pruned search), shown
+# when a record has them: where it stood, what the sweep decided, what it trained.
+BY_RUNGS = ["rung", "outcome", "trial", "trained_iterations"]
 
 # What a ready-to-run preset of a job holds: all that makes its result, none of where it
 # is recorded or written (tracking, paths).
@@ -94,7 +97,8 @@ def tie_note(rows: list[dict[str, Any]], metric: str) -> str | None:
 
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:
-    return [*LEADING, *swept_keys(rows), *TRAILING]
+    by_rungs = [c for c in BY_RUNGS if any(c in row for row in rows)]
+    return [*LEADING, *by_rungs, *swept_keys(rows), *TRAILING]
 
 
 def parent_metrics(rows: list[dict[str, Any]], metric: str) -> dict[str, float]:
@@ -172,7 +176,9 @@ def write_summary(
     drawn from the jobs' records (a job's own folder may be on another machine)."""
     finished = [r for r in rows if r["status"] == "FINISHED"]
     files = [sweep_dir / "sweep_summary.csv", sweep_dir / "sweep_summary.md"]
-    notes = [note] if (note := tie_note(rows, metric)) else []
+    notes = halving.describe(rows)
+    if note := tie_note(rows, metric):
+        notes.append(note)
     best = rows[0] if finished else None
     if finished and resamples.is_resampled(swept_keys(rows)):
         table = resamples.configurations(rows, metric)

@@ -40,9 +40,10 @@ class GridSweeper(BasicSweeper):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.share_budgets = share_budgets
 
-    def sweep(self, arguments: list[str]) -> Any:
-        from digits_nn.sweeps import plan, records
-        from digits_nn.sweeps.protocol import job_key
+    def grid(self, arguments: list[str]) -> tuple[list[list[str]], Path]:
+        """Every job of the grid (the preset's params and the command line), and the
+        sweep directory, created, with the sweep's config saved in it."""
+        from digits_nn.sweeps import plan
 
         assert self.config is not None and self.launcher is not None
         assert self.hydra_context is not None
@@ -57,7 +58,13 @@ class GridSweeper(BasicSweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        return jobs, sweep_dir
 
+    def sweep(self, arguments: list[str]) -> Any:
+        from digits_nn.sweeps import plan, records
+        from digits_nn.sweeps.protocol import job_key
+
+        jobs, sweep_dir = self.grid(arguments)
         keys = [job_key(job) for job in jobs]
         records.write_jobs(sweep_dir, keys)
         done = records.reusable(sweep_dir, jobs, self._job_config)

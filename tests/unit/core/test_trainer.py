@@ -24,7 +24,7 @@ from digits_nn.core.training import TrainOptions, Watch
 from digits_nn.errors import TrainingDiverged
 from digits_nn.pipeline.fit import train_options
 from digits_nn.pipeline.prepared import prepare
-from helpers import central_differences, parameters, random_network
+from helpers import central_differences, digits_rows, parameters, random_network
 
 
 def network(sizes, scheme, seed, dtype="float64", activation="sigmoid", output="sigmoid"):
@@ -442,3 +442,109 @@ def test_early_stopping_reports_the_costs_of_the_weights_it_keeps() -> None:
     assert curve[-1] == pytest.approx(
         LOSSES["softmax"](held.Y, hidden_and_logits(net, held.X)[1]), rel=1e-12
     )
+
+
+# ---- going on from a state --------------------------------------------------------------
+
+# Every optimiser and schedule, with and without validation rows, in both float types.
+RESUMABLE = {
+    "gd": {},
+    "sgd": {"optimizer": "sgd", "batch_size": 50},
+    "momentum": {"optimizer": "momentum", "batch_size": 64, "momentum": 0.9},
+    "nesterov, inverse time": {
+        "optimizer": "momentum",
+        "batch_size": 33,
+        "momentum": 0.5,
+        "nesterov": True,
+        "schedule": "inverse_time",
+        "decay": 0.1,
+    },
+    "gd, inverse time, L2": {"schedule": "inverse_time", "decay": 0.3, "l2": 0.7},
+    "float32 sgd": {"optimizer": "sgd", "batch_size": 40, "dtype": "float32"},
+}
+
+
+def bits(arrays) -> list[bytes]:
+    return [np.ascontiguousarray(a).tobytes() for a in arrays]
+
+
+def assert_same_training(a, b) -> None:
+    """Two results are the same training, bit for bit: weights, curves, what it reports."""
+    assert bits(parameters(a.network)) == bits(parameters(b.network))
+    for name in ("cost_curve", "classic_cost_curve", "validation_cost_curve"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name
+    assert a.validation_accuracy == b.validation_accuracy
+    assert bits(a.state.velocities or []) == bits(b.state.velocities or [])
+    assert a.state.shuffles == b.state.shuffles and a.state.iteration == b.state.iteration
+
+
+@pytest.mark.parametrize("validated", [False, True], ids=["train rows", "validation rows"])
+@pytest.mark.parametrize("options", RESUMABLE.values(), ids=RESUMABLE.keys())
+def test_going_on_from_a_state_is_bit_identical_to_training_straight_through(
+    options: dict, validated: bool
+) -> None:
+    dtype = options.get("dtype", "float64")
+    X, Y = (a.astype(dtype) for a in digits_rows(300))
+    rows, validation = Rows(X[:240], Y[:240]), Rows(X[240:], Y[240:]) if validated else None
+    if not validated:
+        rows = Rows(X, Y)
+    base = {k: v for k, v in options.items() if k != "dtype"}
+
+    def opts(iterations: int) -> TrainOptions:
+        return TrainOptions(alpha=0.3, iterations=iterations, seed=4, **base)
+
+    def start():
+        return network([64, 12, 10], "xavier", 3, dtype, "tanh", "softmax")
+
+    straight = trainer.train(start(), rows, opts(17), validation)
+    first = trainer.train(start(), rows, opts(6), validation)
+    # A copy, as a state that went to a file and back: nothing shared with the first run.
+    state = copy.deepcopy(first.state)
+    checkpoints: list[int] = []
+    watch = Watch(every=5, checkpoint=lambda i, _net: checkpoints.append(i))
+    second = trainer.resume(state, rows, opts(11), validation)
+    assert second.state.iteration == 11
+    third = trainer.resume(copy.deepcopy(second.state), rows, opts(17), validation, watch)
+    assert_same_training(straight, third)
+    assert checkpoints == [15, 17]  # counted from the start of the whole training
+    assert_same_training(first, trainer.train(start(), rows, opts(6), validation))
+
+
+def test_a_state_is_where_the_training_stands_and_the_first_run_is_unchanged() -> None:
+    X, Y = digits_rows(120)
+    options = TrainOptions(alpha=0.5, iterations=5, optimizer="momentum", momentum=0.9)
+    result = trainer.train(network([64, 8, 10], "uniform", 0), Rows(X, Y), options)
+    state = result.state
+    assert state.iteration == 5 and state.network is result.network
+    assert len(state.velocities) == 4 and any(np.any(v) for v in state.velocities)
+    assert np.array_equal(state.cost_curve, result.cost_curve)
+    plain = trainer.train(network([64, 8, 10], "uniform", 0), Rows(X, Y), TrainOptions())
+    assert plain.state.velocities is None  # plain descent keeps none
+
+
+def test_going_on_to_where_a_state_stands_trains_nothing() -> None:
+    X, Y = digits_rows(120)
+    options = TrainOptions(alpha=0.5, iterations=4, optimizer="sgd", batch_size=50)
+    first = trainer.train(network([64, 8, 10], "xavier", 1), Rows(X, Y), options)
+    before = copy.deepcopy(first.state)
+    again = trainer.resume(first.state, Rows(X, Y), options)
+    assert_same_training(first, again)
+    assert bits(parameters(again.network)) == bits(parameters(before.network))
+    assert again.state.shuffles == before.shuffles
+
+
+def test_early_stopping_keeps_no_state_and_refuses_to_go_on_from_one() -> None:
+    X, Y = digits_rows(200)
+    rows, validation = Rows(X[:150], Y[:150]), Rows(X[150:], Y[150:])
+    stopping = TrainOptions(alpha=0.5, iterations=8, optimizer="sgd", batch_size=50, patience=2)
+    stopped = trainer.train(network([64, 8, 10], "xavier", 0), rows, stopping, validation)
+    assert stopped.state is None
+    plain = dataclasses.replace(stopping, patience=None, iterations=3)
+    state = trainer.train(network([64, 8, 10], "xavier", 0), rows, plain, validation).state
+    with pytest.raises(ValueError, match="early stopping"):
+        trainer.resume(state, rows, stopping, validation)
+    with pytest.raises(ValueError, match="from iteration 3 to 2"):
+        trainer.resume(state, rows, dataclasses.replace(plain, iterations=2), validation)

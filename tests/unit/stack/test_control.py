@@ -31,3 +31,20 @@ def test_env_lines_quote_values_for_a_shell(tmp_path: Path) -> None:
     assert exported["MLFLOW_TRACKING_PASSWORD"] == password
     assert exported["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5123"
     assert exported["SLURM_CONF"] == str(layout.slurm_conf)
+
+
+def test_env_names_the_optuna_database_without_its_password(tmp_path: Path) -> None:
+    from digits_nn.stack.control import OPTUNA_STORAGE_ENV
+    from digits_nn.sweeps.study import STORAGE_ENV
+
+    assert OPTUNA_STORAGE_ENV == STORAGE_ENV  # the name the search reads
+    layout = Layout(tmp_path)
+    secret = load_secrets(layout)
+    live = {"port": 5123, "pid": os.getpid()}
+    save_state(layout, {"mlflow": live, "postgres": {"port": 5432, "pid": os.getpid()}})
+    exported = dict(shlex.split(line)[1].split("=", 1) for line in env_lines(layout))
+    url = exported[STORAGE_ENV]
+    assert url == "postgresql+psycopg2://postgres@127.0.0.1:5432/optuna"
+    assert secret["postgres"] not in url and exported["PGPASSFILE"] == str(layout.pgpass)
+    save_state(layout, {"mlflow": live})  # no database running: nothing to name
+    assert not any(STORAGE_ENV in line for line in env_lines(layout))
