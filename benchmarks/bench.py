@@ -133,13 +133,13 @@ GRID_SECTIONS = {
     "s": sweep_bench.section_grid,
     "t": sweep_bench.section_eight,
     "u": sweep_bench.section_order,
-    "v": halving_bench.section_halving,
+    "w": halving_bench.section_halving,
 }
 
 
 def run_grid_alone(out: Path, letter: str) -> None:
     """Section s (the grid on, off and before issue 12), t (the 8-job sweep before issue
-    12 and now), u (the grid's launch order) or v (successive halving against the
+    12 and now), u (the grid's launch order) or w (successive halving against the
     exhaustive sweep) alone, spliced into ``out``."""
     clone = pipeline_bench.Clone(iterations=3000)
     try:
@@ -161,7 +161,7 @@ def main() -> None:
         "--only",
         help=f"comma-separated letters among {', '.join(ALONE)} (a brings b along; the"
         " targets table keeps its figures); or s (the grid), or t"
-        " (the 8-job sweep, before issue 12 and now); or u (the grid's launch order); or v"
+        " (the 8-job sweep, before issue 12 and now); or u (the grid's launch order); or w"
         " (successive halving against the exhaustive sweep of its space); or"
         " scale-out (which needs the extras slurm, ray, server and root for the local"
         " stack), run alone and replaced in --out",
@@ -220,7 +220,7 @@ def main() -> None:
                 print("u: the grid's launch order", flush=True)
                 text, found["order"] = sweep_bench.section_order(clone)
                 sections.append(text)
-                print("v: successive halving against the exhaustive sweep", flush=True)
+                print("w: successive halving against the exhaustive sweep", flush=True)
                 text, found["halving"] = halving_bench.section_halving(clone)
                 sections.append(text)
         finally:

@@ -1,4 +1,4 @@
-"""Section v: successive halving (`sweep=halving`) against the exhaustive sweep of the same
+"""Section w: successive halving (`sweep=halving`) against the exhaustive sweep of the same
 space (`sweep=halving hydra.sweeper.eta=null`, every budget of every configuration,
 budgets shared), in one run and one temporary copy, joblib with 2 workers, tracking on.
 
@@ -7,7 +7,7 @@ iterations it trained, its pick (the best run by validation accuracy, what it re
 and that pick's test accuracy. The targets: halving's pick within 0.005 of the
 exhaustive best's validation accuracy, for at most 1/3 of its CPU time.
 
-    python benchmarks/bench.py --only v    # this section alone, into docs/benchmarks.md
+    python benchmarks/bench.py --only w    # this section alone, into docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def section_halving(clone: Clone) -> tuple[str, dict]:
     rungs = (halving_dir / "sweep_summary.md").read_text().split("Successive halving, rung")[1]
     rung_table = "\n".join(line for line in rungs.splitlines() if line.startswith("|"))
     text = [
-        "### v. Successive halving against the exhaustive sweep of the same space"
+        "### w. Successive halving against the exhaustive sweep of the same space"
         " (`sweep=halving`: 8 alphas × 6 hidden sizes, rungs 370, 1111, 3333, 10000,"
         " eta 3), joblib with 2 workers\n",
         "Both in this run, in the same temporary copy, the exhaustive sweep first"
