@@ -32,6 +32,14 @@ SOURCE = ROOT / "src"
 PACKAGE = "digits_nn"
 
 
+# The Debian packages tests need beyond the stack's own (digits_nn.stack's SLURM_PACKAGES
+# and POSTGRES_PACKAGES), which `make test` installs (DEBIAN_PACKAGES in the Makefile).
+TEST_DEBIAN_PACKAGES = {
+    "chromium": "the browser tests (tests/e2e/test_browser.py)",
+    "python3": "the stack run by a plain user, who needs an interpreter of their own",
+}
+
+
 # ---- processes ------------------------------------------------------------------------
 
 
