@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE))
 import batched  # noqa: E402
 import kernel  # noqa: E402
 import pipeline_bench  # noqa: E402
+import platform_bench  # noqa: E402
 import recording  # noqa: E402
 import sweep_bench  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
@@ -78,6 +79,7 @@ ALONE = {
     "i": lambda quick: recording.section_recording(
         recording.BEFORE_REVISION, *((300, 1, 1) if quick else (10_000, 2, 3))
     ),
+    "p": platform_bench.section_platform,
 }
 
 
@@ -223,6 +225,9 @@ def main() -> None:
         if not args.skip_pipeline:
             print("i: recording", flush=True)
             sections.append(ALONE["i"](args.quick)[0])
+        print("p: a platform-independent exp", flush=True)
+        text, found["platform"] = platform_bench.section_platform(args.quick)
+        sections.append(text)
     command = "python benchmarks/bench.py" + (" --quick" if args.quick else "")
     info = machine()
     header = [

@@ -12,6 +12,7 @@ import ast
 import copy
 import hashlib
 import itertools
+import json
 import os
 import shlex
 import shutil
@@ -433,3 +434,67 @@ def saved_model(folder: Path) -> Path:
     data = prepare(cfg)
     write_model(folder / "model.npz", fit(cfg, data).network)
     return save_model(folder / "saved", folder / "model.npz", data.scaled.mean, data.scaled.scale)
+
+
+# ---- the fresh-clone gate ----------------------------------------------------------------
+
+# The stages whose outputs hold the network's last bits; the data stages' never change.
+PLATFORM_STAGES = ("train", "evaluate")
+# The tracked files `dvc repro` may rewrite on another platform.
+PLATFORM_FILES = {"dvc.lock", "reports/metrics.json", "reports/platform.json"}
+
+
+def committed(clone: Path, path: str) -> str:
+    """``path`` as HEAD holds it."""
+    return run(["git", "show", f"HEAD:{path}"], cwd=clone).stdout
+
+
+def check_reproduced(clone: Path) -> str:
+    """The gate on a fresh clone after `dvc repro` (issue 21), saying what it checked.
+
+    On the platform that computed the committed outputs (the same key), bits: no tracked
+    file changed. On another, tolerances: the data stages' outputs and every stage's
+    deps and params are the committed ones, only the train and evaluate outputs moved,
+    and each committed metric agrees within the platform's tolerances."""
+    from digits_nn.data import artifacts
+    from digits_nn.pipeline import numeric_platform as platform_
+
+    recorded = json.loads(committed(clone, "reports/platform.json"))
+    current = json.loads((clone / "reports/platform.json").read_text())
+    changed = run(["git", "status", "--porcelain"], cwd=clone).stdout
+    if platform_.same_bits(recorded, current):
+        diff = run(["git", "diff", "--", "dvc.lock"], cwd=clone).stdout
+        assert changed == "", (
+            "`dvc repro` on a fresh clone changed tracked files on the platform that"
+            " computed them: the committed dvc.lock does not match the committed code and"
+            f" params. Run `dvc repro` and commit dvc.lock.\n{changed}\n{diff[:4000]}"
+        )
+        return f"bits: same platform as the committed outputs ({platform_.summary(current)})"
+    moved = {line[3:] for line in changed.splitlines()}
+    assert moved <= PLATFORM_FILES, f"another platform changed more than it may: {moved}"
+    old_lock = yaml.safe_load(committed(clone, "dvc.lock"))["stages"]
+    new_lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
+    assert set(old_lock) == set(new_lock)
+    for name, stage in old_lock.items():
+        fixed = ("cmd", "deps", "params") if name in PLATFORM_STAGES else tuple(stage)
+        for part in fixed:
+            assert stage.get(part) == new_lock[name].get(part), f"dvc.lock: {name}.{part} moved"
+    split = artifacts.read_split(clone / "data/processed/split.npz")
+    rows = {"test_accuracy": len(split.y_test), "train_accuracy": len(split.y_train)}
+    old = json.loads(committed(clone, "reports/metrics.json"))
+    new = json.loads((clone / "reports/metrics.json").read_text())
+    assert set(old) == set(new)
+    for metric, value in old.items():
+        if metric in rows:
+            allowed = platform_.ACCURACY_ROWS / rows[metric] + 1e-12
+            assert abs(new[metric] - value) <= allowed, (metric, value, new[metric])
+        elif "cost" in metric:
+            assert np.isclose(new[metric], value, rtol=platform_.COST_RTOL, atol=0), metric
+        else:
+            assert new[metric] == value, metric
+    return (
+        f"tolerances: another platform than the committed outputs'"
+        f" ({'; '.join(platform_.differences(recorded, current))}); every metric within"
+        f" {platform_.ACCURACY_ROWS} row of accuracy and a relative {platform_.COST_RTOL:g}"
+        " of cost, the data stages' outputs bit for bit"
+    )

@@ -1,8 +1,9 @@
-"""The files a run writes: the model and its cost curve (train), the metrics, reports and
-pictures (evaluate)."""
+"""The files a run writes: the model and its cost curve (train), the metrics, the numeric
+platform, reports and pictures (evaluate)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from digits_nn.core.training import TrainingResult
 from digits_nn.data.files import write_csv, write_json
 from digits_nn.data.model_file import write_model
 from digits_nn.errors import ArtifactError
-from digits_nn.pipeline import plots
+from digits_nn.pipeline import numeric_platform, plots
 from digits_nn.pipeline.evaluation import Evaluation
 from digits_nn.pipeline.prepared import PreparedData
 
@@ -28,8 +29,10 @@ def save_training(paths: PathsConfig, result: TrainingResult) -> list[Path]:
 def save_evaluation(
     paths: PathsConfig, evaluation: Evaluation, result: TrainingResult, data: PreparedData
 ) -> list[Path]:
-    """metrics.json, per-class report, test predictions and the PNGs; returns the paths."""
+    """metrics.json, platform.json, per-class report, test predictions and the PNGs;
+    returns the paths."""
     write_json(paths.metrics, metrics(evaluation, result))
+    write_json(paths.platform, numeric_platform.describe())
     write_json(paths.classes, evaluation.per_class)
     write_csv(
         paths.predictions,
@@ -49,7 +52,8 @@ def save_evaluation(
         evaluation.test_predictions,
     )
     plots.save_first_layer_weights(pictures["weights"], result.network.weights[0])
-    return [Path(paths.metrics), Path(paths.classes), Path(paths.predictions), *pictures.values()]
+    tables = [paths.metrics, paths.platform, paths.classes, paths.predictions]
+    return [*map(Path, tables), *pictures.values()]
 
 
 def metrics(evaluation: Evaluation, result: TrainingResult) -> dict[str, float]:
@@ -58,6 +62,16 @@ def metrics(evaluation: Evaluation, result: TrainingResult) -> dict[str, float]:
         "train_accuracy": evaluation.train_accuracy,
         "final_cost": result.final_cost,
     }
+
+
+def read_platform(path: str | Path) -> dict[str, str] | None:
+    """The numeric platform a run recorded (platform.json); None if there is none that
+    can be read: it is only ever compared with, never needed."""
+    try:
+        found = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else None
 
 
 def write_cost_curve(path: str | Path, result: TrainingResult) -> None:

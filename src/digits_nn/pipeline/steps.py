@@ -20,7 +20,7 @@ from digits_nn.core.network import Network
 from digits_nn.core.training import TrainingResult, Watch
 from digits_nn.data.steps import without_validation
 from digits_nn.errors import TrainingDiverged
-from digits_nn.pipeline import outputs, recording
+from digits_nn.pipeline import numeric_platform, outputs, recording
 from digits_nn.pipeline.evaluation import Evaluation, evaluate
 from digits_nn.pipeline.fit import accuracy_on_test, fit
 from digits_nn.pipeline.prepared import PreparedData
@@ -43,6 +43,17 @@ class RunContext:
     outputs: PathsConfig
     params_file: Path | None = None
     progress: bool = False
+
+
+def announce_platform(recorded_file: str | Path) -> str | None:
+    """Say in one line, before training, when this machine's numeric platform differs
+    from the one ``recorded_file`` names (the committed outputs'), and what changes."""
+    line = numeric_platform.notice(
+        outputs.read_platform(recorded_file), numeric_platform.describe()
+    )
+    if line:
+        log.warning(line)
+    return line
 
 
 def train_and_record(ctx: RunContext, data: PreparedData) -> TrainingResult:

@@ -49,6 +49,7 @@ def test_a_run_writes_into_its_own_folder_and_returns_what_it_measured(tmp_path:
         "reports/classes.json",
         "reports/cost.csv",
         "reports/metrics.json",
+        "reports/platform.json",
         "reports/plots/confusion.png",
         "reports/plots/cost.png",
         "reports/plots/misclassified.png",
