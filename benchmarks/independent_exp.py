@@ -32,33 +32,60 @@ EXPONENT_BIAS = 1023
 
 def exp(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``e**x`` elementwise for float64 ``x`` (float32 is widened and rounded once),
-    within one unit in the last place, the same bits on any CPU."""
+    within one unit in the last place, the same bits on any CPU. Works in scratch
+    buffers kept per shape, as the classic kernel does, so a call allocates nothing."""
     dtype = x.dtype
-    x = np.clip(np.asarray(x, dtype=np.float64), LOWEST, HIGHEST)
-    k = np.rint(x * INV_LN2)
-    hi = x - k * LN2_HI
-    lo = k * LN2_LO
-    r = hi - lo
-    r2 = r * r
-    c = r - r2 * (P1 + r2 * (P2 + r2 * (P3 + r2 * (P4 + r2 * P5))))
-    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
-    return scale_by_power_of_two(y, k.astype(np.int64), out, dtype)
+    xc, k, lo, r, r2, work, power = scratch(x.shape)
+    np.clip(x, LOWEST, HIGHEST, out=xc)
+    np.multiply(xc, INV_LN2, out=k)
+    np.rint(k, out=k)
+    np.multiply(k, LN2_HI, out=lo)
+    hi = np.subtract(xc, lo, out=xc)
+    np.multiply(k, LN2_LO, out=lo)
+    np.subtract(hi, lo, out=r)
+    np.multiply(r, r, out=r2)
+    # c = r - r2 (P1 + r2 (P2 + r2 (P3 + r2 (P4 + r2 P5)))), by Horner's rule.
+    np.multiply(r2, P5, out=work)
+    for coefficient in (P4, P3, P2, P1):
+        work += coefficient
+        work *= r2
+    c = np.subtract(r, work, out=work)
+    q = np.multiply(r, c, out=r)
+    np.subtract(2.0, c, out=c)
+    q /= c
+    # y = 1 - ((lo - r c / (2 - c)) - hi)
+    y = np.subtract(lo, q, out=lo)
+    y -= hi
+    np.subtract(1.0, y, out=y)
+    return scale_by_power_of_two(y, k, power, out if out is not None else np.empty(x.shape, dtype))
+
+
+_SCRATCH: dict[tuple[int, ...], list[np.ndarray]] = {}
+
+
+def scratch(shape: tuple[int, ...]) -> list[np.ndarray]:
+    if shape not in _SCRATCH:
+        _SCRATCH[shape] = [np.empty(shape) for _ in range(7)]
+    return _SCRATCH[shape]
 
 
 def scale_by_power_of_two(
-    y: np.ndarray, k: np.ndarray, out: np.ndarray | None, dtype: np.dtype
+    y: np.ndarray, k: np.ndarray, power: np.ndarray, out: np.ndarray
 ) -> np.ndarray:
-    """``y * 2**k``: by a power of two built from its bits where it is a normal number
-    (one exact multiplication), by ldexp (exact too, one rounding) elsewhere."""
-    normal = (k >= 1 - EXPONENT_BIAS) & (k <= EXPONENT_BIAS)
-    power = ((np.where(normal, k, 0) + EXPONENT_BIAS) << 52).view(np.float64)
+    """``y * 2**k`` into ``out``, k holding whole numbers (``power`` is scratch). Where
+    2**k is a normal number it is built from its bits: ``k + 1023 + 2**52`` holds
+    ``k + 1023`` in its low mantissa bits, which a shift by 52 moves into the exponent;
+    one exact multiplication follows. Elsewhere (results near overflow or subnormal,
+    rare) ldexp, also exact."""
+    low, high = np.fmin.reduce(k, axis=None), np.fmax.reduce(k, axis=None)  # NaN aside
+    np.add(k, EXPONENT_BIAS + 2.0**52, out=power)
+    bits = power.view(np.int64)
+    np.left_shift(bits, 52, out=bits)
     with np.errstate(over="ignore"):
-        scaled = y * power
-        if not normal.all():
-            scaled[~normal] = np.ldexp(y[~normal], k[~normal].astype(np.int32))
-    if out is None:
-        return scaled.astype(dtype, copy=False)
-    out[...] = scaled
+        np.multiply(y, power, out=out, casting="same_kind")
+        if low < 1 - EXPONENT_BIAS or high > EXPONENT_BIAS:
+            odd = (k < 1 - EXPONENT_BIAS) | (k > EXPONENT_BIAS)
+            out[odd] = np.ldexp(y[odd], k[odd].astype(np.int32))
     return out
 
 

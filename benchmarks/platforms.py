@@ -105,6 +105,9 @@ def compare(folders: dict[str, Path], seeds: range) -> tuple[list[list[str]], di
 
 
 def measured_section(rows: list[list[str]], seconds: float, seeds: range) -> str:
+    from digits_nn.pipeline import numeric_platform
+
+    machine = numeric_platform.summary(numeric_platform.describe())
     header = ["preset", "dtype", "Δ test accuracy", "Δ train accuracy", "Δ final cost"]
     header += ["relative Δ cost", "Δ weight (max)", "test rows changed", "seeds bit-identical"]
     return "\n".join(
@@ -112,7 +115,7 @@ def measured_section(rows: list[list[str]], seconds: float, seeds: range) -> str
             BEGIN,
             f"Measured by `python benchmarks/platforms.py` in {seconds:.0f} s: each cell is"
             f" the largest difference over seeds {seeds.start}–{seeds.stop - 1} between this"
-            " machine as it is and with numpy's AVX-512 paths off.\n",
+            f" machine as it is ({machine}) and with numpy's AVX-512 paths off.\n",
             table(header, rows),
             END,
         ]
