@@ -127,6 +127,13 @@ def key(described: Mapping[str, str]) -> dict[str, str]:
     return {field: str(described.get(field, "")) for field in KEY}
 
 
+def recorded(described: Mapping[str, str]) -> dict[str, str]:
+    """What reports/platform.json holds: the key fields that apply. The fields for a
+    person stay out of it, since the file is a DVC output: a clone on the same key
+    must write it byte for byte, whatever the CPU's name, Python or BLAS threads."""
+    return {field: value for field, value in described.items() if field in KEY}
+
+
 def same_bits(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
     """Whether two platforms give the same bits for the same code, data and config."""
     return key(a) == key(b)
@@ -140,8 +147,9 @@ def differences(recorded: Mapping[str, str], current: Mapping[str, str]) -> list
 
 def summary(described: Mapping[str, str]) -> str:
     """The platform in a few words, e.g. ``numpy 2.4.6 [X86_V3 X86_V4], openblas ...``."""
+    cpu = f"{described['cpu']}: " if described.get("cpu") else ""
     return (
-        f"{described.get('cpu', '?')}: numpy {described.get('numpy', '?')}"
+        f"{cpu}numpy {described.get('numpy', '?')}"
         f" [{described.get('numpy_simd', '?')}], {described.get('blas', '?')}"
         f" {described.get('blas_kernel', '?')}, {described.get('libc', '?')}"
     )

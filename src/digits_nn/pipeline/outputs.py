@@ -32,7 +32,7 @@ def save_evaluation(
     """metrics.json, platform.json, per-class report, test predictions and the PNGs;
     returns the paths."""
     write_json(paths.metrics, metrics(evaluation, result))
-    write_json(paths.platform, numeric_platform.describe())
+    write_json(paths.platform, numeric_platform.recorded(numeric_platform.describe()))
     write_json(paths.classes, evaluation.per_class)
     write_csv(
         paths.predictions,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from digits_nn.config import parse
-from digits_nn.pipeline import app
+from digits_nn.pipeline import app, numeric_platform
 from helpers import hydra_job
 
 
@@ -56,6 +57,8 @@ def test_a_run_writes_into_its_own_folder_and_returns_what_it_measured(tmp_path:
         "reports/plots/weights.png",
         "reports/predictions.csv",
     ]
+    written_platform = json.loads((tmp_path / "reports/platform.json").read_text())
+    assert written_platform == numeric_platform.recorded(numeric_platform.describe())
     assert outcome.run_id is None and outcome.validation_accuracy is None
     assert len(outcome.cost) == 3 and outcome.score == outcome.test_accuracy
     assert parse(yaml.safe_load((tmp_path / "params.yaml").read_text())) == cfg

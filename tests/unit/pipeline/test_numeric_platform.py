@@ -65,6 +65,17 @@ def test_what_is_for_a_person_only_does_not_change_the_key() -> None:
         assert not platform_.same_bits(here, here | {field: "something else"}), field
 
 
+def test_the_recorded_file_is_the_same_wherever_the_key_is(tmp_path: Path) -> None:
+    """reports/platform.json is hashed in dvc.lock: a fresh clone on the platform that
+    wrote it, under another CPU name, Python or BLAS thread count, must not change it."""
+    here = platform_.describe()
+    elsewhere = here | {"cpu": "another CPU", "python": "3.99", "blas_threads": "64"}
+    assert platform_.recorded(here) == platform_.recorded(elsewhere)
+    assert set(platform_.recorded(here)) <= set(platform_.KEY)
+    assert platform_.same_bits(here, platform_.recorded(here))
+    assert platform_.summary(platform_.recorded(here)).startswith("numpy ")
+
+
 def test_the_notice_is_one_line_saying_which_platforms_and_what_changes() -> None:
     here = platform_.describe()
     lock_writer = here | {"blas_kernel": "Haswell", "numpy_simd": "X86_V3"}
