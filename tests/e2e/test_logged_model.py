@@ -27,7 +27,9 @@ def raw_test_pixels(repo: Path):
 
     split = artifacts.read_split(repo / "data/processed/split.npz")
     scaled = artifacts.read_scaled(repo / "data/interim/scaled.npz")
-    pixels = split.X_test * scaled.scale + scaled.mean  # back to the 0..16 the user has
+    # Back to the integers 0..16 the user has (unscaling leaves round-off such as -1e-17,
+    # which the model refuses as out of range).
+    pixels = np.rint(split.X_test * scaled.scale + scaled.mean)
     return pd.DataFrame(pixels, columns=list(PIXEL_COLUMNS))
 
 
