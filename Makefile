@@ -5,8 +5,10 @@ BIN := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/,)
 PYTHON := $(BIN)python
 PORT ?= 5000
 # The Debian packages the whole test suite needs, which `make test` installs when missing:
-# Chromium for the browser tests, SLURM and munge for the scale-out stack tests.
-DEBIAN_PACKAGES := chromium slurmctld slurmd slurm-client munge
+# Chromium for the browser tests; PostgreSQL, SLURM and munge for the scale-out stack
+# tests, and Debian's python3 for the stack run by a plain user (an interpreter any user
+# can run). tests/unit/project/test_makefile.py checks the list against the code.
+DEBIAN_PACKAGES := chromium postgresql slurmctld slurmd slurm-client munge python3
 
 .PHONY: help setup repro test debian-packages test-fast sweep ui bench params plots vega-page screenshots pictures
 

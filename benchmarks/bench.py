@@ -25,6 +25,7 @@ import batched  # noqa: E402
 import halving_bench  # noqa: E402
 import kernel  # noqa: E402
 import pipeline_bench  # noqa: E402
+import platform_bench  # noqa: E402
 import recording  # noqa: E402
 import sweep_bench  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
@@ -81,6 +82,7 @@ ALONE = {
         recording.BEFORE_REVISION, *((300, 1, 1) if quick else (10_000, 2, 3))
     ),
     "v": accuracy.section_accuracy,
+    "p": platform_bench.section_platform,
 }
 
 
@@ -234,6 +236,8 @@ def main() -> None:
             sections.append(ALONE["i"](args.quick)[0])
         print("v: accuracy over 10 splits against the peers", flush=True)
         text, found["accuracy"] = accuracy.section_accuracy(args.quick)
+        print("p: a platform-independent exp", flush=True)
+        text, found["platform"] = platform_bench.section_platform(args.quick)
         sections.append(text)
     command = "python benchmarks/bench.py" + (" --quick" if args.quick else "")
     info = machine()

@@ -36,7 +36,6 @@ class StackSession:
 
     def __init__(self, clone_path: Path) -> None:
         self.path = clone_path
-        os.chmod(clone_path, 0o755)  # postgres and munge must reach the stack's folder
         started = time.perf_counter()
         self._stack("up", "--ray")
         self.up_s = time.perf_counter() - started
@@ -55,7 +54,7 @@ class StackSession:
         ).stdout
 
     def close(self) -> None:
-        self._stack("down")
+        self._stack("purge")  # its services folder lives outside the clone
 
 
 def _sweep(clone, stack: StackSession, launcher: list[str], jobs: int, out: Path) -> tuple:

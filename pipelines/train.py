@@ -8,7 +8,13 @@ from digits_nn.data import artifacts
 from digits_nn.pipeline import provenance
 from digits_nn.pipeline.prepared import PreparedData, check_split
 from digits_nn.pipeline.recording import RunData, new_run
-from digits_nn.pipeline.steps import RunContext, hand_over, refuse_peer, train_and_record
+from digits_nn.pipeline.steps import (
+    RunContext,
+    announce_platform,
+    hand_over,
+    refuse_peer,
+    train_and_record,
+)
 from digits_nn.tracking.store import open_store
 
 
@@ -19,6 +25,8 @@ def main(cfg: Config) -> None:
     onehot = artifacts.read_onehot(cfg.paths.onehot, split)
     scaled = artifacts.read_scaled(cfg.paths.scaled)  # its scaling travels with the model
     check_split(cfg, split)
+    # The committed platform.json: evaluate rewrites it after this stage, never before.
+    announce_platform(cfg.paths.platform)
     store = open_store(cfg.tracking)
     run_data = RunData(split, provenance.md5(cfg.paths.split), cfg.paths.split)
     with new_run(store, cfg, run_data) as run:

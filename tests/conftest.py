@@ -148,3 +148,18 @@ def mlflow_server(request: pytest.FixtureRequest) -> Iterator[callable]:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """What each fresh-clone gate checked, bits or tolerances, in the log of every run
+    (tests/e2e/test_fresh_clone.py records it; with xdist it arrives in the reports)."""
+    lines = [
+        f"{report.nodeid}: {value}"
+        for report in terminalreporter.stats.get("passed", [])
+        for name, value in report.user_properties
+        if name == "reproduction"
+    ]
+    if lines:
+        terminalreporter.section("what the fresh-clone gate checked")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -12,6 +12,7 @@ import ast
 import copy
 import hashlib
 import itertools
+import json
 import os
 import shlex
 import shutil
@@ -32,6 +33,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "src"
 PACKAGE = "digits_nn"
+
+
+# The Debian packages tests need beyond the stack's own (digits_nn.stack's SLURM_PACKAGES
+# and POSTGRES_PACKAGES), which `make test` installs (DEBIAN_PACKAGES in the Makefile).
+TEST_DEBIAN_PACKAGES = {
+    "chromium": "the browser tests (tests/e2e/test_browser.py)",
+    "python3": "the stack run by a plain user, who needs an interpreter of their own",
+}
 
 
 # ---- processes ------------------------------------------------------------------------
@@ -518,3 +527,75 @@ class AnsweringLauncher:
             }
             returns.append(SimpleNamespace(return_value=Objective.of(0.0, [answer])))
         return returns
+
+
+# ---- the fresh-clone gate ----------------------------------------------------------------
+
+# The stages whose outputs hold the network's last bits; the data stages' never change.
+PLATFORM_STAGES = ("train", "evaluate")
+# The tracked files `dvc repro` may rewrite on another platform.
+PLATFORM_FILES = {"dvc.lock", "reports/metrics.json", "reports/platform.json"}
+
+
+def committed(clone: Path, path: str) -> str:
+    """``path`` as HEAD holds it."""
+    return run(["git", "show", f"HEAD:{path}"], cwd=clone).stdout
+
+
+def check_reproduced(clone: Path) -> str:
+    """The gate on a fresh clone after `dvc repro` (issue 21), saying what it checked.
+
+    On the platform that computed the committed outputs (the same key), bits: no tracked
+    file changed. On another, tolerances: in dvc.lock only the hashes of what train and
+    evaluate write moved (every command, param and code dep, and the data stages'
+    outputs, are the committed ones), and each committed metric agrees within the
+    platform's tolerances."""
+    from digits_nn.data import artifacts
+    from digits_nn.pipeline import numeric_platform as platform_
+
+    recorded = json.loads(committed(clone, "reports/platform.json"))
+    current = json.loads((clone / "reports/platform.json").read_text())
+    changed = run(["git", "status", "--porcelain"], cwd=clone).stdout
+    if platform_.same_bits(recorded, current):
+        diff = run(["git", "diff", "--", "dvc.lock"], cwd=clone).stdout
+        assert changed == "", (
+            "`dvc repro` on a fresh clone changed tracked files on the platform that"
+            " computed them: the committed dvc.lock does not match the committed code and"
+            f" params. Run `dvc repro` and commit dvc.lock.\n{changed}\n{diff[:4000]}"
+        )
+        return f"bits: same platform as the committed outputs ({platform_.summary(current)})"
+    moved = {line[3:] for line in changed.splitlines()}
+    assert moved <= PLATFORM_FILES, f"another platform changed more than it may: {moved}"
+    old_lock = yaml.safe_load(committed(clone, "dvc.lock"))["stages"]
+    new_lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
+    assert set(old_lock) == set(new_lock)
+    # What train and evaluate write may move, where it is an output and where a dep.
+    movable = {out["path"] for name in PLATFORM_STAGES for out in old_lock[name]["outs"]}
+
+    def fixed(stage: dict) -> dict:
+        kept = {k: v for k, v in stage.items() if k != "outs"}
+        kept["deps"] = [dep for dep in stage.get("deps", []) if dep["path"] not in movable]
+        kept["outs"] = [out for out in stage["outs"] if out["path"] not in movable]
+        return kept
+
+    for name, stage in old_lock.items():
+        assert fixed(stage) == fixed(new_lock[name]), f"dvc.lock: stage {name} moved"
+    split = artifacts.read_split(clone / "data/processed/split.npz")
+    rows = {"test_accuracy": len(split.y_test), "train_accuracy": len(split.y_train)}
+    old = json.loads(committed(clone, "reports/metrics.json"))
+    new = json.loads((clone / "reports/metrics.json").read_text())
+    assert set(old) == set(new)
+    for metric, value in old.items():
+        if metric in rows:
+            allowed = platform_.ACCURACY_ROWS / rows[metric] + 1e-12
+            assert abs(new[metric] - value) <= allowed, (metric, value, new[metric])
+        elif "cost" in metric:
+            assert np.isclose(new[metric], value, rtol=platform_.COST_RTOL, atol=0), metric
+        else:
+            assert new[metric] == value, metric
+    return (
+        f"tolerances: another platform than the committed outputs'"
+        f" ({'; '.join(platform_.differences(recorded, current))}); every metric within"
+        f" {platform_.ACCURACY_ROWS} row of accuracy and a relative {platform_.COST_RTOL:g}"
+        " of cost, the data stages' outputs bit for bit"
+    )

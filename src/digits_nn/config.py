@@ -126,6 +126,7 @@ class PathsConfig:
     model: str = "models/model.npz"
     cost: str = "reports/cost.csv"
     metrics: str = "reports/metrics.json"
+    platform: str = "reports/platform.json"
     classes: str = "reports/classes.json"
     predictions: str = "reports/predictions.csv"
     plots: str = "reports/plots"

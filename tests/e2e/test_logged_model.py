@@ -27,7 +27,9 @@ def raw_test_pixels(repo: Path):
 
     split = artifacts.read_split(repo / "data/processed/split.npz")
     scaled = artifacts.read_scaled(repo / "data/interim/scaled.npz")
-    pixels = split.X_test * scaled.scale + scaled.mean  # back to the 0..16 the user has
+    # Back to the integers 0..16 the user has (unscaling leaves round-off such as -1e-17,
+    # which the model refuses as out of range).
+    pixels = np.rint(split.X_test * scaled.scale + scaled.mean)
     return pd.DataFrame(pixels, columns=list(PIXEL_COLUMNS))
 
 
@@ -39,9 +41,9 @@ def test_logged_model_predicts_what_the_pipeline_evaluated(reproduced: Path, tmp
     uri = f"runs:/{run_id}/model"
     mlflow.set_tracking_uri(f"sqlite:///{reproduced / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(uri)
-    # No input schema: MLflow would refuse integer pixels for double columns; the
-    # model's own code checks the 64 columns (test_serving.py, and the scoring server below).
-    assert model.metadata.get_input_schema() is None
+    # 64 untyped inputs: MLflow would refuse int64 pixels for double columns; the model's
+    # own code checks them (test_serving.py, and the scoring server below).
+    assert len(model.metadata.get_input_schema().inputs) == 64
     assert model.metadata.get_output_schema().input_names() == ["digit"]
     frame = raw_test_pixels(reproduced)
     expected = np.loadtxt(reproduced / "reports/predictions.csv", delimiter=",", skiprows=1)
@@ -118,8 +120,9 @@ LOAD_AND_PREDICT = textwrap.dedent(
     model = mlflow.pyfunc.load_model(model_dir)
     as_int = model.predict(pd.DataFrame(pixels.astype(np.int64), columns=columns))
     as_float = model.predict(pd.DataFrame(pixels, columns=columns))
+    as_array = model.predict(pixels.astype(np.int64))
     import digits_nn
-    print(json.dumps({"int": list(as_int), "float": list(as_float),
+    print(json.dumps({"int": list(as_int), "float": list(as_float), "array": list(as_array),
                       "package": digits_nn.__file__}))
     """
 )
@@ -156,7 +159,7 @@ def test_logged_model_loads_from_its_own_requirements_in_a_fresh_virtualenv(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
-    assert answer["int"] == answer["float"] == expected
+    assert answer["int"] == answer["float"] == answer["array"] == expected
     assert Path(answer["package"]).is_relative_to(model_dir)  # the logged code, not ours
 
 
@@ -175,7 +178,7 @@ def test_mlflow_models_predict_takes_an_integer_csv(logged_model, tmp_path: Path
     assert json.loads((tmp_path / "predictions.json").read_text())["predictions"] == expected
 
 
-def test_scoring_server_takes_integer_and_float_pixels_and_refuses_bad_input_with_400(
+def test_scoring_server_takes_pixels_as_inputs_or_dataframe_split_and_refuses_bad_input_with_400(
     logged_model, tmp_path: Path
 ) -> None:
     import pandas as pd
@@ -192,25 +195,35 @@ def test_scoring_server_takes_integer_and_float_pixels_and_refuses_bad_input_wit
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_until_up(url, server, log)
-        frame = pd.DataFrame(pixels.astype(np.int64), columns=list(PIXEL_COLUMNS))
-        for body, kind in [
-            (frame.to_csv(index=False), "text/csv"),
-            (frame.astype(float).to_csv(index=False), "text/csv"),
-            (json.dumps({"dataframe_split": frame.to_dict(orient="split")}), "application/json"),
+        ints = pixels.astype(np.int64)
+        named = pd.DataFrame(ints, columns=list(PIXEL_COLUMNS))
+        for name, body in {
+            "inputs, integers": {"inputs": ints.tolist()},
+            "inputs, floats": {"inputs": pixels.tolist()},
+            "dataframe_split, named integers": {"dataframe_split": named.to_dict(orient="split")},
+            "dataframe_split, named floats, another order": {
+                "dataframe_split": named.astype(float)[named.columns[::-1]].to_dict(orient="split")
+            },
+            "dataframe_split, unnamed": {
+                "dataframe_split": pd.DataFrame(ints).to_dict(orient="split")
+            },
+        }.items():
+            status, answer = _post(url, json.dumps(body), "application/json")
+            assert status == 200, (name, answer)
+            assert json.loads(answer)["predictions"] == expected, name
+        for name, body, said in [
+            ("63 columns", {"inputs": ints[:, :63].tolist()}, "64"),
+            ("words", {"inputs": [["zero"] * 64]}, "real numbers"),
+            ("0..255", {"inputs": (ints * 16).tolist()}, "from 0 to 16"),
+            ("negative", {"inputs": (-ints - 1).tolist()}, "from 0 to 16"),
             (
-                json.dumps({"dataframe_split": frame.astype(float).to_dict(orient="split")}),
-                "application/json",
+                "renamed",
+                {"dataframe_split": named.add_prefix("x").to_dict(orient="split")},
+                "pixel_0",
             ),
         ]:
-            status, answer = _post(url, body, kind)
-            assert status == 200, answer
-            assert json.loads(answer)["predictions"] == expected
-        narrow = frame.iloc[:, :63].to_csv(index=False)
-        wide = frame.assign(extra=1).to_csv(index=False)
-        words = frame.astype(str).replace("0", "zero").to_csv(index=False)
-        for bad in (narrow, wide, words):
-            status, answer = _post(url, bad, "text/csv")
-            assert 400 <= status < 500, (status, answer)
+            status, answer = _post(url, json.dumps(body), "application/json")
+            assert status == 400 and said in json.loads(answer)["message"], (name, status, answer)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -2,9 +2,12 @@
 one-node SLURM cluster, brought up once for this module by ``python -m digits_nn.stack``
 in a temporary clone, and brought down after it.
 
-Needs, as CI installs them: the extras ``.[slurm,ray,server]``, Debian's PostgreSQL 15
-server and, when not root, ``slurmctld slurmd slurm-client munge`` (the stack installs
-them itself with apt-get when it runs as root).
+Each stack runs from a clone under a private folder (0700, as a home folder is), as root
+and as a plain user.
+
+Needs, as CI installs them: the extras ``.[slurm,ray,server]``, Debian's PostgreSQL
+server and ``slurmctld slurmd slurm-client munge`` (the stack installs them itself with
+apt-get when it runs as root), and Debian's ``python3`` for the plain user.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import pwd
 import shlex
 import shutil
 import signal
@@ -31,7 +35,7 @@ import pytest
 
 from digits_nn.stack.layout import STACK_DIR, Layout, save_state
 from digits_nn.stack.mlflow_server import _basic
-from digits_nn.stack.postgres import PG_BIN, restart_postgres
+from digits_nn.stack.postgres import PG_ROOT, pg_bin, restart_postgres
 from digits_nn.stack.processes import alive, port_open, stop_pid
 from helpers import default_sigint, make_clone, project_env
 
@@ -109,18 +113,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for tool in ("runuser",):
         if not Path(f"/usr/sbin/{tool}").exists() and not Path(f"/usr/bin/{tool}").exists():
             pytest.fail(f"{tool} is missing: apt-get install util-linux")
-    if not PG_BIN.is_dir():
-        pytest.fail(f"PostgreSQL's server is missing ({PG_BIN}): apt-get install postgresql-15")
-    # Not under pytest's own temporary folder (0700): the postgres and munge users must
-    # reach their folders inside the stack's.
+    if pg_bin() is None:
+        pytest.fail(f"PostgreSQL's server is missing ({PG_ROOT}): apt-get install postgresql")
+    # A private folder (0700, as root's home is): the postgres and munge users cannot
+    # traverse it, and need not.
     holder = Path(tempfile.mkdtemp(prefix="digits-stack-"))
-    holder.chmod(0o755)
+    assert holder.stat().st_mode & 0o777 == 0o700
     repo = make_clone(holder / "repo")
     folder = repo / STACK_DIR
     started = time.monotonic()
     up = run_in(repo, [sys.executable, "-m", "digits_nn.stack", "up"], check=False, timeout=600)
     if up.returncode != 0:
-        run_in(repo, [sys.executable, "-m", "digits_nn.stack", "down"], check=False)
+        run_in(repo, [sys.executable, "-m", "digits_nn.stack", "purge"], check=False)
         pytest.fail(
             "stack up failed (it needs .[server,slurm] and Debian's postgresql, slurm and"
             f" munge):\n{up.stderr}"
@@ -137,7 +141,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        run_in(repo, [sys.executable, "-m", "digits_nn.stack", "down"], check=False)
+        run_in(repo, [sys.executable, "-m", "digits_nn.stack", "purge"], check=False)
         shutil.rmtree(holder, ignore_errors=True)
 
 
@@ -192,6 +196,125 @@ def parent_of_sweep(stack: Stack, sweep_dir: Path):
 
 def text_files(folder: Path) -> Iterator[Path]:
     yield from (p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+# ---- a plain user's stack -------------------------------------------------------------
+
+PLAIN_USER = "digits-nn-test"
+# What the stack's own processes import, pinned to this environment's versions: a plain
+# user cannot run an interpreter kept in root's home, so they get a virtualenv of their
+# own on Debian's python3.
+PLAIN_USER_REQUIREMENTS = ("mlflow[auth]", "psycopg2-binary", "port-for")
+
+
+def plain_user() -> str | None:
+    """The plain user to run a stack as: the suite's own user when it is not root; else
+    a system account of the suite's (created once). None: run as ourselves."""
+    if os.geteuid() != 0:
+        return None
+    if subprocess.run(["id", "-u", PLAIN_USER], capture_output=True).returncode != 0:
+        subprocess.run(
+            ["useradd", "--system", "--user-group", "--shell", "/usr/sbin/nologin", PLAIN_USER],
+            check=True,
+        )
+    return PLAIN_USER
+
+
+def own_virtualenv(folder: Path) -> Path:
+    """A virtualenv on Debian's python3 with what the stack runs, for any user to run."""
+    from importlib import metadata
+
+    python = Path("/usr/bin/python3")
+    if not python.is_file():
+        pytest.fail("Debian's python3 is missing: apt-get install python3")
+    uv = [sys.executable, "-m", "uv"]
+    subprocess.run([*uv, "venv", "--quiet", "--python", str(python), str(folder)], check=True)
+    pins = [f"{name}=={metadata.version(name.split('[')[0])}" for name in PLAIN_USER_REQUIREMENTS]
+    subprocess.run(
+        [*uv, "pip", "install", "--quiet", "--python", str(folder / "bin/python"), *pins],
+        check=True,
+        timeout=900,
+    )
+    return folder / "bin/python"
+
+
+def as_plain_user(
+    user: str | None, python: Path, repo: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python *args`` in ``repo`` as ``user``, with the clone's code on the path."""
+    values = {
+        "HOME": str(repo.parent),
+        "PATH": f"{python.parent}:/usr/sbin:/usr/bin:/sbin:/bin",
+        "PYTHONPATH": str(repo / "src"),
+        "LANG": "C.UTF-8",
+        **(env or {}),
+    }
+    prefix = ["runuser", "-u", user, "--"] if user else []
+    command = [*prefix, "env", "-i", *(f"{k}={v}" for k, v in values.items()), str(python)]
+    return subprocess.run([*command, *args], cwd=repo, capture_output=True, text=True, timeout=900)
+
+
+LOG_ONE_RUN = """
+import mlflow
+mlflow.set_experiment("plain-user")
+with mlflow.start_run() as run:
+    mlflow.log_metric("m", 1.0)
+print(mlflow.get_run(run.info.run_id).info.status)
+"""
+
+
+def test_a_plain_user_runs_the_whole_stack_from_a_clone_in_a_private_home(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Issue 21: a clone under a private home folder (0700), run by a plain user: every
+    daemon runs as that user, on 127.0.0.1, and a run logs to the server and a job runs
+    on SLURM; `purge` leaves nothing behind."""
+    import psutil
+
+    user = plain_user()
+    home = Path(tempfile.mkdtemp(prefix="digits-home-"))  # 0700, as a home folder is
+    try:
+        python = own_virtualenv(home / "venv")
+        repo = make_clone(home / "repo")
+        if user:
+            subprocess.run(["chown", "-R", f"{user}:{user}", str(home)], check=True)
+        assert home.stat().st_mode & 0o777 == 0o700
+
+        def stack(*args: str) -> subprocess.CompletedProcess[str]:
+            return as_plain_user(user, python, repo, "-m", "digits_nn.stack", *args)
+
+        try:
+            up = stack("up")
+            assert up.returncode == 0, up.stderr[-4000:]
+            state = json.loads((repo / STACK_DIR / "state.json").read_text())
+            pids = {name: entry["pid"] for name, entry in state.items()}
+            assert set(pids) == {"postgres", "mlflow", "munge", "slurmctld", "slurmd"}
+            owner = pwd.getpwnam(user) if user else pwd.getpwuid(os.geteuid())
+            assert {psutil.Process(pid).uids().real for pid in pids.values()} == {owner.pw_uid}
+            sockets = listening(set(pids.values()))
+            assert sockets and all(address == "127.0.0.1" for address, _, _ in sockets), sockets
+            assert (repo / STACK_DIR).stat().st_mode & 0o777 == 0o700
+            services = (repo / STACK_DIR / "services").resolve()
+            assert not services.is_relative_to(home)
+
+            env = parse_exports(stack("env").stdout)
+            logged = as_plain_user(user, python, repo, "-c", LOG_ONE_RUN, env=env)
+            assert logged.stdout.split()[-1:] == ["FINISHED"], logged.stderr[-3000:]
+            sbatch = ["sbatch", "--wait", f"--output={home}/job.out", "--wrap", "id -un"]
+            job = subprocess.run(
+                ["runuser", "-u", owner.pw_name, "--"] * bool(user) + sbatch,
+                cwd=home, env={**os.environ, "SLURM_CONF": env["SLURM_CONF"]},
+                capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            assert job.returncode == 0, job.stderr
+            assert (home / "job.out").read_text().strip() == owner.pw_name
+        finally:
+            purged = stack("purge")
+        assert purged.returncode == 0, purged.stderr[-3000:]
+        assert not [pid for pid in pids.values() if alive(pid)]
+        assert not services.exists() and not (repo / STACK_DIR).exists()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 # ---- the stack itself -----------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The served model: raw pixels in, the pipeline's labels out, and a caller's error for
-anything that is not 64 finite pixel columns."""
+"""The served model: raw pixels in, the pipeline's labels out, whichever way a user holds
+the digits (a numpy array, an unnamed frame, a named frame), and a caller's error in one
+clear message for anything that is not 64 real pixel values from 0 to 16."""
 
 from __future__ import annotations
 
@@ -13,36 +14,100 @@ from sklearn.datasets import load_digits
 from digits_nn.core.forward import predict
 from digits_nn.core.network import initialise
 from digits_nn.data import steps
-from digits_nn.data.digits import PIXEL_COLUMNS
+from digits_nn.data.digits import N_PIXELS, PIXEL_COLUMNS
 from digits_nn.data.model_file import write_model
 from digits_nn.tracking.models import log_model
 from digits_nn.tracking.runs import run
 from helpers import saved_model
 
 
-# Review (issue 14), finding 7: integer pixels.
-def test_the_model_takes_integer_and_float_pixels_and_refuses_bad_columns(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):
+    """The saved model, loaded as MLflow loads it."""
     import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(str(saved_model(tmp_path_factory.mktemp("served"))))
+
+
+def refusal(model, data) -> str:
+    """The message of the caller's error (HTTP 400) the model answers ``data`` with."""
     from mlflow.exceptions import MlflowException
 
-    model = mlflow.pyfunc.load_model(str(saved_model(tmp_path)))
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 17, size=(20, 64))
-    columns = list(PIXEL_COLUMNS)
-    as_int = model.predict(pd.DataFrame(pixels, columns=columns))
-    assert as_int == model.predict(pd.DataFrame(pixels.astype(float), columns=columns))
-    assert set(as_int) <= set(range(10))
-    bad_frames = {
-        "63 columns": pd.DataFrame(pixels[:, :63], columns=columns[:63]),
-        "65 columns": pd.DataFrame(pixels, columns=columns).assign(extra=1),
-        "renamed": pd.DataFrame(pixels, columns=[f"p{i}" for i in range(64)]),
-        "text": pd.DataFrame(pixels, columns=columns).astype(str),
-        "NaN": pd.DataFrame(np.where(pixels > 15, np.nan, pixels), columns=columns),
+    with pytest.raises(MlflowException) as refused:
+        model.predict(data)
+    assert refused.value.get_http_status_code() == 400
+    return refused.value.message
+
+
+# Issue 21: the digits as users hold them were refused (numpy arrays, unnamed frames).
+def test_the_model_takes_the_digits_as_a_numpy_array_or_a_frame_of_either_kind(served) -> None:
+    digits = load_digits().data[:40]
+    named = pd.DataFrame(digits, columns=list(PIXEL_COLUMNS))
+    expected = served.predict(named)
+    assert set(expected) <= set(range(10)) and len(expected) == 40
+    reordered = named[list(reversed(PIXEL_COLUMNS))]  # a named frame goes by name
+    holdings = {
+        "float array": digits,
+        "int array": digits.astype(np.int64),
+        "uint8 array": digits.astype(np.uint8),
+        "float32 array": digits.astype(np.float32),
+        "unnamed frame": pd.DataFrame(digits),
+        "unnamed int frame": pd.DataFrame(digits.astype(int)),
+        "named frame, another order": reordered,
+        "named int frame": named.astype(int),
+        "scikit-learn's frame": load_digits(as_frame=True).data[:40],
+        "scikit-learn's frame with its target last": load_digits(as_frame=True).frame[:40],
     }
-    for name, frame in bad_frames.items():
-        with pytest.raises(MlflowException) as refused:
-            model.predict(frame)
-        assert refused.value.get_http_status_code() == 400, name
+    for name, data in holdings.items():
+        assert served.predict(data) == expected, name
+
+
+def test_the_signature_shows_the_64_inputs_and_the_digit_out(served) -> None:
+    inputs = served.metadata.get_input_schema()
+    assert inputs is not None and len(inputs.inputs) == N_PIXELS
+    assert served.metadata.get_output_schema().input_names() == ["digit"]
+
+
+# Review (issue 14), finding 7 and issue 25 #6: whatever is not 64 real pixels from 0 to
+# 16 is the caller's error, with a message saying what was wrong and what is allowed.
+@pytest.mark.parametrize(
+    ("name", "data", "said"),
+    [
+        ("63 columns", np.zeros((2, 63)), "64"),
+        ("one image as a flat row", np.zeros(64), "64"),
+        (
+            "renamed columns",
+            pd.DataFrame(np.zeros((2, 64)), columns=[f"p{i}" for i in range(64)]),
+            "pixel_0",
+        ),
+        (
+            "pixel names with a stranger",
+            pd.DataFrame(np.zeros((2, 64)), columns=["x", *PIXEL_COLUMNS[1:]]),
+            "pixel_0",
+        ),
+        ("text", pd.DataFrame(np.zeros((2, 64))).astype(str), "numbers"),
+        ("booleans", np.zeros((2, 64), dtype=bool), "numbers"),
+        ("complex", np.zeros((2, 64)) + 1j, "real"),
+        ("NaN", np.where(np.eye(2, 64) > 0, np.nan, 1.0), "NaN"),
+        ("infinity", np.where(np.eye(2, 64) > 0, np.inf, 1.0), "NaN or infinity"),
+        ("0..255 pixels, as MNIST users send", load_digits().data[:5] * 16, "0 to 16"),
+        ("negative", np.full((2, 64), -5.0), "0 to 16"),
+        ("huge", np.full((2, 64), 1e308), "0 to 16"),
+    ],
+)
+def test_anything_but_64_real_pixels_from_0_to_16_is_refused_in_one_line(
+    served, name: str, data, said: str
+) -> None:
+    message = refusal(served, data)
+    assert said in message, (name, message)
+
+
+def test_an_out_of_range_pixel_is_named_with_its_row_and_column(served) -> None:
+    digits = load_digits().data[:3].copy()
+    digits[2, 5] = 255.0
+    message = refusal(served, pd.DataFrame(digits, columns=list(PIXEL_COLUMNS)))
+    assert "255" in message and "row 2" in message and "pixel_5" in message
+    assert "\n" not in message
 
 
 def logged_and_loaded(store, folder: Path, model, scaled: steps.Scaled):
@@ -68,6 +133,7 @@ def test_the_served_model_scales_raw_pixels_as_the_pipeline_did(store, tmp_path:
     model = logged_and_loaded(store, tmp_path, network, scaled)
     frame = pd.DataFrame(raw, columns=list(PIXEL_COLUMNS))
     np.testing.assert_array_equal(np.asarray(model.predict(frame)), expected)
+    np.testing.assert_array_equal(np.asarray(model.predict(raw)), expected)
 
 
 def test_the_served_model_in_this_process_scales_and_refuses_as_when_served(
@@ -93,13 +159,13 @@ def test_the_served_model_in_this_process_scales_and_refuses_as_when_served(
     frame = pd.DataFrame(raw.astype(int), columns=list(PIXEL_COLUMNS))
     assert model.predict(None, frame) == predict(network, scaled.X[:50]).tolist()
     refusals = {
-        "expected exactly the 64 columns pixel_0..pixel_63 in order; got 2 (missing"
-        " ['pixel_0', 'pixel_1', 'pixel_2', 'pixel_3', 'pixel_4'], unexpected ['a', 'b']).": (
+        "expected 64 pixel columns, one row per image: unnamed (taken in order) or named"
+        " pixel_0..pixel_63 (taken by name); got 2 column(s), unexpected ['a', 'b'].": (
             pd.DataFrame({"a": [1], "b": [2]})
         ),
-        "columns ['pixel_0', 'pixel_2'] are not numbers; pixels must be integers or floats"
-        " (0..16).": frame.head(1).astype({"pixel_0": str, "pixel_2": bool}),
-        "pixels must be finite numbers (0..16); got NaN or infinity.": frame.head(1).replace(
+        "pixels must be real numbers (integers or floats from 0 to 16); got ['bool',"
+        " 'str'].": frame.head(1).astype({"pixel_0": str, "pixel_2": bool}),
+        "pixels must be finite numbers from 0 to 16; got NaN or infinity.": frame.head(1).replace(
             {0: np.inf}
         ),
     }

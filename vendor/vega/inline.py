@@ -1,8 +1,8 @@
 """Write dvc-plots.html: template.html with every vendored script inlined.
 
-`make vega-page` runs it; tests/unit/project/test_plots_page.py checks that the committed page is what
-it writes. A page whose scripts are inlined needs no file beside it and no network, so
-`dvc plots show -o ANY/DIR` renders offline.
+`make vega-page` runs it; tests/unit/project/test_plots_page.py checks that the committed
+page is what it writes. A page whose scripts are inlined needs no file beside it and no
+network, so `dvc plots show -o ANY/DIR` renders offline.
 """
 
 from __future__ import annotations

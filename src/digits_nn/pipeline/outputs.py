@@ -1,8 +1,9 @@
-"""The files a run writes: the model and its cost curve (train), the metrics, reports and
-pictures (evaluate)."""
+"""The files a run writes: the model and its cost curve (train), the metrics, the numeric
+platform, reports and pictures (evaluate)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from digits_nn.core.training import TrainingResult
 from digits_nn.data.files import write_csv, write_json
 from digits_nn.data.model_file import write_model
 from digits_nn.errors import ArtifactError
-from digits_nn.pipeline import plots
+from digits_nn.pipeline import numeric_platform, plots
 from digits_nn.pipeline.evaluation import Evaluation
 from digits_nn.pipeline.fit import validation_set
 from digits_nn.pipeline.prepared import PreparedData
@@ -31,8 +32,11 @@ def save_training(paths: PathsConfig, result: TrainingResult) -> list[Path]:
 def save_evaluation(
     paths: PathsConfig, evaluation: Evaluation, result: TrainingResult, data: PreparedData
 ) -> list[Path]:
-    """metrics.json, per-class report, test predictions and the PNGs; returns the paths."""
+    """metrics.json, platform.json, per-class report, test predictions and the PNGs;
+    returns the paths."""
     files = save_reports(paths, evaluation, data, metrics_file(evaluation, result))
+    write_json(paths.platform, numeric_platform.recorded(numeric_platform.describe()))
+    files.append(Path(paths.platform))
     plot_dir = Path(paths.plots)
     pictures = {name: plot_dir / f"{name}.png" for name in PICTURES}
     plots.save_cost_curve(pictures["cost"], result.cost_curve, result.classic_cost_curve)
@@ -116,6 +120,16 @@ def read_training(cfg: Config, network: Network, data: PreparedData) -> Training
         len(table) if cfg.train.patience is not None else None,
         None if validation is None else trainer.accuracy(network, validation),
     )
+
+
+def read_platform(path: str | Path) -> dict[str, str] | None:
+    """The numeric platform a run recorded (platform.json); None if there is none that
+    can be read: it is only ever compared with, never needed."""
+    try:
+        found = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else None
 
 
 def write_cost_curve(path: str | Path, result: TrainingResult) -> None:

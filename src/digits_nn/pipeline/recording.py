@@ -15,7 +15,7 @@ from digits_nn import config
 from digits_nn.config import Config
 from digits_nn.core.training import TrainingResult
 from digits_nn.data.steps import Scaled, Split
-from digits_nn.pipeline import peers, provenance
+from digits_nn.pipeline import numeric_platform, peers, provenance
 from digits_nn.tracking import runs
 from digits_nn.tracking.models import log_model
 from digits_nn.tracking.runs import RunLog
@@ -61,14 +61,17 @@ def reopened_run(store: Store | None, run_id: str) -> Iterator[RunLog]:
 
 
 def run_tags(data_md5: str) -> dict[str, str]:
-    """Provenance: git state, the data's md5, versions and BLAS. Never the environment,
-    which may hold secrets such as MLFLOW_TRACKING_PASSWORD."""
+    """Provenance: git state, the data's md5, versions, BLAS and the numeric platform
+    (``platform.*``). Never the environment, which may hold secrets such as
+    MLFLOW_TRACKING_PASSWORD (the platform reads three variables that steer numpy and
+    OpenBLAS, by name)."""
     tags: dict[str, str] = {
         **provenance.git_state(project_root()),
         "data_md5": data_md5,
         "blas": provenance.blas_info(),
     }
     tags |= {f"version.{name}": v for name, v in provenance.package_versions().items()}
+    tags |= numeric_platform.tags(numeric_platform.describe())
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
     return tags

@@ -24,7 +24,7 @@ from digits_nn.credentials import redact
 from digits_nn.data.files import write_json
 from digits_nn.data.steps import without_validation
 from digits_nn.errors import ConfigError, TrainingDiverged
-from digits_nn.pipeline import outputs, peers, recording
+from digits_nn.pipeline import numeric_platform, outputs, peers, recording
 from digits_nn.pipeline.evaluation import Evaluation, evaluate, evaluate_predictions
 from digits_nn.pipeline.fit import accuracy_on_test, fit
 from digits_nn.pipeline.prepared import PreparedData
@@ -58,6 +58,17 @@ class Start:
 
     state: TrainerState
     accuracy_curve: dict[int, float]
+
+
+def announce_platform(recorded_file: str | Path) -> str | None:
+    """Say in one line, before training, when this machine's numeric platform differs
+    from the one ``recorded_file`` names (the committed outputs'), and what changes."""
+    line = numeric_platform.notice(
+        outputs.read_platform(recorded_file), numeric_platform.describe()
+    )
+    if line:
+        log.warning(line)
+    return line
 
 
 def train_and_record(ctx: RunContext, data: PreparedData) -> TrainingResult:

@@ -5,9 +5,13 @@ a one-node SLURM cluster and, with ``--ray``, a Ray head.
     eval "$(python -m digits_nn.stack env)" # the shell's MLflow, SLURM and Ray settings
     python -m digits_nn.stack status        # what runs, with pids and ports
     python -m digits_nn.stack down          # stop every process it started, by pid
+    python -m digits_nn.stack purge         # down, then delete its data and secrets
 
-Everything lives under ``.stack/`` at the repository root (git-ignored): data, logs,
-pids, ports and the generated secrets (0600). Every daemon listens on 127.0.0.1 only.
+Everything lives under ``.stack/`` at the repository root (git-ignored, 0700): logs,
+pids, ports and the generated secrets (0600). PostgreSQL's and munge's files live in a
+folder of the stack's outside the repository (``.stack/services`` links to it), which
+their users can reach wherever the repository is. Every daemon listens on 127.0.0.1
+only, and the stack signals only the processes it started (each recorded with its start).
 The pipeline never imports this package: it talks to whatever server and cluster the
 environment names, this stack or a team's real one.
 

@@ -14,13 +14,15 @@ from digits_nn.stack.layout import (
     Layout,
     StackError,
     default_root,
+    ensure_services,
     load_secrets,
     read_json,
+    remove_stack_folders,
     save_state,
 )
 from digits_nn.stack.mlflow_server import mlflow_env, start_mlflow
 from digits_nn.stack.postgres import start_postgres, stop_postgres
-from digits_nn.stack.processes import alive, stop_pid
+from digits_nn.stack.processes import running, stop
 from digits_nn.stack.ray import RAY_ENV, start_ray
 from digits_nn.stack.slurm import (
     ensure_slurm_installed,
@@ -35,8 +37,9 @@ log = logging.getLogger("digits_nn.stack")
 def up(layout: Layout, with_ray: bool) -> dict:
     started = time.perf_counter()
     layout.root.mkdir(parents=True, exist_ok=True)
-    os.chmod(layout.root, 0o755)  # the postgres and munge users must reach their folders
+    os.chmod(layout.root, 0o700)  # secrets, logs, state: the stack's user's alone
     (layout.root / ".gitignore").write_text("*\n")
+    ensure_services(layout)
     secret = load_secrets(layout)
     state = read_json(layout.state)
     try:
@@ -55,21 +58,28 @@ def up(layout: Layout, with_ray: bool) -> dict:
 
 def down(layout: Layout) -> None:
     state = read_json(layout.state)
-    stop_pid(state.get("ray", {}).get("pid") or 0, grace=30)
+    stop(state.get("ray", {}), grace=30)
     stop_slurm(layout, state)
-    stop_pid(state.get("munge", {}).get("pid") or 0)
-    stop_pid(state.get("mlflow", {}).get("pid") or 0)
+    stop(state.get("munge", {}))
+    stop(state.get("mlflow", {}))
     stop_postgres(layout, state)
     for entry in state.values():
         entry.pop("pid", None)
+        entry.pop("started", None)
     if layout.root.is_dir():
         save_state(layout, state)
+
+
+def purge(layout: Layout) -> None:
+    """``down``, then delete the stack's data, logs and secrets, the services' too."""
+    down(layout)
+    remove_stack_folders(layout)
 
 
 def status(layout: Layout) -> dict[str, dict]:
     state = read_json(layout.state)
     return {
-        name: {**entry, "running": alive(entry.get("pid"))}
+        name: {**entry, "running": running(entry)}
         for name, entry in state.items()
         if isinstance(entry, dict)
     }
@@ -77,12 +87,12 @@ def status(layout: Layout) -> dict[str, dict]:
 
 def env_lines(layout: Layout) -> list[str]:
     state = read_json(layout.state)
-    if not alive(state.get("mlflow", {}).get("pid")):
+    if not running(state.get("mlflow", {})):
         raise StackError("the stack is not up: python -m digits_nn.stack up")
     values = mlflow_env(state, load_secrets(layout))
     values["SLURM_CONF"] = str(layout.slurm_conf)
     values |= optuna_env(layout, state)
-    if alive(state.get("ray", {}).get("pid")):
+    if running(state.get("ray", {})):
         values["RAY_ADDRESS"] = f"{HOST}:{state['ray']['port']}"
         values["RAY_AUTH_TOKEN_PATH"] = str(layout.ray / "auth_token")
         values |= RAY_ENV
@@ -98,7 +108,7 @@ def optuna_env(layout: Layout, state: dict) -> dict[str, str]:
     """Where hparams_search=optuna keeps its studies: the stack's PostgreSQL, database
     ``optuna``. The URL holds no password; libpq reads it from the pgpass file."""
     port = state.get("postgres", {}).get("port")
-    if not port or not alive(state["postgres"].get("pid")):
+    if not port or not running(state["postgres"]):
         return {}
     url = f"postgresql+psycopg2://postgres@{HOST}:{port}/optuna"
     return {OPTUNA_STORAGE_ENV: url, "PGPASSFILE": str(layout.pgpass)}
@@ -108,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m digits_nn.stack", description="A local stack to try and test scaling out."
     )
-    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "purge"])
     parser.add_argument("--ray", action="store_true", help="up: also start a Ray head")
     parser.add_argument("--dir", type=Path, default=None, help="the stack's folder (.stack/)")
     args = parser.parse_args(argv)
@@ -123,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "down":
             down(layout)
             log.info("stack down")
+        elif args.command == "purge":
+            purge(layout)
+            log.info("stack down, and its data deleted")
         elif args.command == "status":
             found = status(layout)
             for name, entry in found.items():

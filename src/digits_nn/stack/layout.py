@@ -5,10 +5,22 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 STACK_DIR = ".stack"
+
+# Where the services that other users run (PostgreSQL as ``postgres``, munged as
+# ``munge``) keep their files: outside the repository, whose parent folders may be private
+# (a home folder, 0700), under a folder of the stack's own that every user may traverse
+# but not list. Root's stacks keep them in /var/lib; a plain user's in /var/tmp (munged
+# insists that every user can reach its socket, whoever runs it).
+SERVICES_LINK = "services"
+ROOT_SERVICES = Path("/var/lib/digits-nn")
+USER_SERVICES = Path("/var/tmp")
 
 
 HOST = "127.0.0.1"
@@ -39,12 +51,19 @@ class Layout:
         return self.root / "secrets.json"
 
     @property
+    def services(self) -> Path:
+        """The services' folder (see :func:`ensure_services`): the target of the stack's
+        ``services`` link, the paths its daemons are given."""
+        link = self.root / SERVICES_LINK
+        return Path(os.readlink(link)) if link.is_symlink() else link
+
+    @property
     def pg_data(self) -> Path:
-        return self.root / "postgres" / "data"
+        return self.services / "postgres" / "data"
 
     @property
     def pg_socket(self) -> Path:
-        return self.root / "postgres" / "socket"
+        return self.services / "postgres" / "socket"
 
     @property
     def pgpass(self) -> Path:
@@ -60,7 +79,7 @@ class Layout:
 
     @property
     def munge(self) -> Path:
-        return self.root / "munge"
+        return self.services / "munge"
 
     @property
     def slurm(self) -> Path:
@@ -83,6 +102,32 @@ def default_root() -> Path:
     cwd = Path.cwd().resolve()
     repo = next((p for p in (cwd, *cwd.parents) if (p / ".git").exists()), cwd)
     return repo / STACK_DIR
+
+
+def ensure_services(layout: Layout) -> Path:
+    """The services' folder, created on the stack's first start: a new folder of random
+    name (0711, the stack's user's), linked from the stack's own folder as ``services``."""
+    link = layout.root / SERVICES_LINK
+    if link.is_symlink() and layout.services.is_dir():
+        home = layout.services
+        info = home.lstat()
+        if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise StackError(f"{home} ({link}) is not the stack's own folder: remove {link}")
+        return home
+    link.unlink(missing_ok=True)
+    parent = ROOT_SERVICES if os.geteuid() == 0 else USER_SERVICES
+    parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix=f"stack-{os.geteuid()}-", dir=parent))
+    os.chmod(home, 0o711)
+    link.symlink_to(home)
+    return home
+
+
+def remove_stack_folders(layout: Layout) -> None:
+    """Delete the stack's folder and its services' folder, data and secrets included."""
+    if (layout.root / SERVICES_LINK).is_symlink():
+        shutil.rmtree(layout.services, ignore_errors=True)
+    shutil.rmtree(layout.root, ignore_errors=True)
 
 
 def read_json(path: Path) -> dict:

@@ -9,7 +9,7 @@ import urllib.request
 from base64 import b64encode
 
 from digits_nn.stack.layout import ADMIN_USER, HOST, MLFLOW_USER, Layout, StackError, write_private
-from digits_nn.stack.processes import alive, port_for_entry, spawn, wait_for
+from digits_nn.stack.processes import port_for_entry, record, running, spawn, wait_for
 
 
 def auth_config(database: str) -> str:
@@ -31,7 +31,7 @@ def auth_config(database: str) -> str:
 
 def start_mlflow(layout: Layout, state: dict, secret: dict[str, str]) -> None:
     entry = state.setdefault("mlflow", {})
-    if alive(entry.get("pid")):
+    if running(entry):
         return
     pg_port = state["postgres"]["port"]
     database = f"postgresql+psycopg2://postgres@{HOST}:{pg_port}"
@@ -66,7 +66,8 @@ def start_mlflow(layout: Layout, state: dict, secret: dict[str, str]) -> None:
         "--workers",
         "1",
     ]
-    entry.update(port=port, pid=spawn(cmd, layout.log("mlflow"), env))
+    entry["port"] = port
+    record(entry, spawn(cmd, layout.log("mlflow"), env))
     uri = f"http://{HOST}:{port}"
     wait_for(
         "the MLflow server",

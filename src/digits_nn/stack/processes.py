@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pwd
 import signal
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from digits_nn.stack.layout import HOST, StackError
+
+log = logging.getLogger("digits_nn.stack")
 
 
 def free_port(lowest: int = 1024) -> int:
@@ -42,6 +45,39 @@ def alive(pid: int | None) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         return done == 0
     return True
+
+
+def identity(pid: int | None) -> str | None:
+    """What tells the process holding ``pid`` from any later one given the same pid: the
+    boot it runs in and its start time (clock ticks after boot). None if no such process."""
+    if not pid:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    # Field 22, starttime; the command name before it (in parentheses) may hold spaces.
+    return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def record(entry: dict, pid: int | None) -> None:
+    """Note in a service's state entry the process it started, with its identity."""
+    entry.update(pid=pid, started=identity(pid))
+
+
+def running(entry: dict) -> bool:
+    """Whether the process a state entry recorded still runs: its pid is alive and held
+    by that same process. A pid the entry names without proof (another boot, another
+    start time, or no identity recorded) is somebody else's, never to be signalled."""
+    pid, started = entry.get("pid"), entry.get("started")
+    return started is not None and alive(pid) and identity(pid) == started
+
+
+def stop(entry: dict, grace: float = 15.0) -> None:
+    """Stop the process a state entry recorded, if it is still that process."""
+    if running(entry):
+        stop_pid(entry["pid"], grace)
 
 
 def port_open(port: int) -> bool:
@@ -93,6 +129,18 @@ def run_quietly(cmd: list[str], what: str, env: dict[str, str] | None = None) ->
         detail = (done.stderr or done.stdout).strip().splitlines()
         raise StackError(f"{what} failed: {detail[-1] if detail else done.returncode}")
     return done.stdout
+
+
+def apt_install(packages: list[str]) -> None:
+    """Install Debian packages (as root), for a stack started on a machine without them."""
+    log.info("installing %s with apt-get", " ".join(packages))
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    run_quietly(["apt-get", "update", "-qq"], "apt-get update", env)
+    run_quietly(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        "apt-get install",
+        env,
+    )
 
 
 def stop_pid(pid: int, grace: float = 15.0) -> None:

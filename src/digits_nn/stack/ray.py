@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from digits_nn.stack.layout import HOST, Layout, StackError, write_private
-from digits_nn.stack.processes import alive, port_for_entry, port_open, spawn, wait_for
+from digits_nn.stack.processes import port_for_entry, port_open, record, running, spawn, wait_for
 
 # Ray rewrites 127.0.0.1 to the machine's outward address unless this is set, and since
 # ray 2.59 clients must run in token mode to join a cluster (the token is in ~/.ray).
@@ -21,7 +21,7 @@ def start_ray(layout: Layout, state: dict, mlflow_env: dict[str, str]) -> None:
     pid stops the processes it started. Its workers inherit its environment: that is how
     the MLflow credentials reach Ray jobs without being written anywhere."""
     entry = state.setdefault("ray", {})
-    if alive(entry.get("pid")):
+    if running(entry):
         return
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     if ray is None:
@@ -45,5 +45,6 @@ def start_ray(layout: Layout, state: dict, mlflow_env: dict[str, str]) -> None:
     if not token.is_file():
         write_private(token, secrets.token_hex(32))
     env = {**RAY_ENV, "RAY_AUTH_TOKEN_PATH": str(token), **mlflow_env}
-    entry.update(port=port, pid=spawn(cmd, layout.log("ray"), env))
+    entry["port"] = port
+    record(entry, spawn(cmd, layout.log("ray"), env))
     wait_for("the Ray head", lambda: port_open(port), 90, layout.log("ray"), entry["pid"])

@@ -1,8 +1,10 @@
-"""A one-node SLURM cluster with munge, from Debian's packages."""
+"""A one-node SLURM cluster with munge, from Debian's packages.
+
+Run by root, the cluster runs jobs as their submitter and munged runs as the ``munge``
+user; run by anyone else, every daemon runs as that user, and so do the jobs."""
 
 from __future__ import annotations
 
-import logging
 import os
 import pwd
 import secrets
@@ -14,17 +16,17 @@ from pathlib import Path
 from digits_nn.stack.layout import HOST, Layout, StackError, write_private
 from digits_nn.stack.processes import (
     alive,
+    apt_install,
     as_user,
     chown,
     pid_from_file,
     port_for_entry,
+    record,
     run_quietly,
-    stop_pid,
+    running,
+    stop,
     wait_for,
 )
-
-log = logging.getLogger("digits_nn.stack")
-
 
 SLURM_PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 
@@ -41,14 +43,7 @@ def ensure_slurm_installed() -> None:
             f"SLURM is not installed ({', '.join(missing)} missing): run as root, or"
             f" apt-get install {' '.join(SLURM_PACKAGES)}"
         )
-    log.info("installing %s with apt-get", " ".join(SLURM_PACKAGES))
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    run_quietly(["apt-get", "update", "-qq"], "apt-get update", env)
-    run_quietly(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *SLURM_PACKAGES],
-        "apt-get install",
-        env,
-    )
+    apt_install(SLURM_PACKAGES)
 
 
 def _which(name: str) -> str | None:
@@ -57,9 +52,10 @@ def _which(name: str) -> str | None:
 
 def start_munge(layout: Layout, state: dict) -> None:
     """A private munged: its own key, socket and pid file, so that it never touches (or
-    collides with) a machine-wide munge."""
+    collides with) a machine-wide munge. Its folder is in the services folder, which
+    every user can traverse: munged refuses a socket that they cannot reach."""
     entry = state.setdefault("munge", {})
-    if alive(entry.get("pid")):
+    if running(entry):
         return
     layout.munge.mkdir(parents=True, exist_ok=True)
     key = layout.munge / "munge.key"
@@ -84,11 +80,12 @@ def start_munge(layout: Layout, state: dict) -> None:
         "munged",
     )
     wait_for("munged", lambda: alive(pid_from_file(pidfile)), 10, layout.munge / "munged.log")
-    entry["pid"] = pid_from_file(pidfile)
+    record(entry, pid_from_file(pidfile))
 
 
 def slurm_conf(layout: Layout, ports: tuple[int, int], memory_mb: int) -> str:
     node = socket.gethostname().split(".")[0]
+    user = pwd.getpwuid(os.geteuid()).pw_name
     spool = layout.slurm
     return "\n".join(
         [
@@ -96,7 +93,9 @@ def slurm_conf(layout: Layout, ports: tuple[int, int], memory_mb: int) -> str:
             f"SlurmctldHost={node}({HOST})",
             f"SlurmctldPort={ports[0]}",
             f"SlurmdPort={ports[1]}",
-            "SlurmUser=root",
+            # The stack's user: root, or a plain user, whose slurmd runs their own jobs.
+            f"SlurmUser={user}",
+            f"SlurmdUser={user}",
             "AuthType=auth/munge",
             "CredType=cred/munge",
             f"AuthInfo=socket={layout.munge / 'munge.socket'}",
@@ -134,26 +133,20 @@ def total_memory_mb() -> int:
 
 def start_slurm(layout: Layout, state: dict) -> None:
     ctld, slurmd = state.setdefault("slurmctld", {}), state.setdefault("slurmd", {})
-    if alive(ctld.get("pid")) and alive(slurmd.get("pid")):
+    if running(ctld) and running(slurmd):
         return
-    if os.geteuid() != 0:
-        raise StackError("the local SLURM cluster needs root (slurmd runs jobs as any user)")
     for sub in ("state", "spool"):
         (layout.slurm / sub).mkdir(parents=True, exist_ok=True)
     ports = tuple(
-        entry["port"] if alive(entry.get("pid")) else port_for_entry(entry)
-        for entry in (ctld, slurmd)
+        entry["port"] if running(entry) else port_for_entry(entry) for entry in (ctld, slurmd)
     )
     layout.slurm_conf.write_text(slurm_conf(layout, ports, total_memory_mb()))
     env = {"SLURM_CONF": str(layout.slurm_conf)}
-    if not alive(ctld.get("pid")):
-        run_quietly(
-            [_which("slurmctld") or "slurmctld", "-f", str(layout.slurm_conf)], "slurmctld", env
-        )
-        ctld.update(port=ports[0], pid=_wait_pidfile(layout.slurm / "slurmctld.pid", "slurmctld"))
-    if not alive(slurmd.get("pid")):
-        run_quietly([_which("slurmd") or "slurmd", "-f", str(layout.slurm_conf)], "slurmd", env)
-        slurmd.update(port=ports[1], pid=_wait_pidfile(layout.slurm / "slurmd.pid", "slurmd"))
+    for name, entry, port in (("slurmctld", ctld, ports[0]), ("slurmd", slurmd, ports[1])):
+        if not running(entry):
+            run_quietly([_which(name) or name, "-f", str(layout.slurm_conf)], name, env)
+            entry["port"] = port
+            record(entry, _wait_pidfile(layout.slurm / f"{name}.pid", name))
 
     def node_idle() -> bool:
         out = run_quietly(["sinfo", "-h", "-o", "%T"], "sinfo", env)
@@ -173,7 +166,7 @@ def stop_slurm(layout: Layout, state: dict) -> None:
     """Stop slurmd and slurmctld by their pids (no ``scontrol shutdown``: it reaches
     whichever cluster SLURM_CONF names), cancelling the jobs still queued first."""
     env = {"SLURM_CONF": str(layout.slurm_conf)}
-    if alive(state.get("slurmctld", {}).get("pid")) and layout.slurm_conf.is_file():
+    if running(state.get("slurmctld", {})) and layout.slurm_conf.is_file():
         subprocess.run(
             ["scancel", "--full", "--user", pwd.getpwuid(os.geteuid()).pw_name],
             capture_output=True,
@@ -182,4 +175,4 @@ def stop_slurm(layout: Layout, state: dict) -> None:
             timeout=30,
         )
     for name in ("slurmd", "slurmctld"):
-        stop_pid(state.get(name, {}).get("pid") or 0)
+        stop(state.get(name, {}))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digits_nn.data.digits import N_PIXELS
 from digits_nn.data.files import write_npz
 from digits_nn.tracking.runs import RunLog
 
@@ -56,10 +57,15 @@ def save_model(target: Path, model_file: Path, mean: np.ndarray, scale: np.ndarr
     import mlflow.pyfunc
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
-    # No input schema: MLflow would refuse int64 pixels for double columns, and a model
-    # cannot declare "integer or float". serving.pixels_of checks the columns instead.
-    signature = ModelSignature(inputs=None, outputs=Schema([ColSpec("long", "digit")]))
+    # The 64 pixels, unnamed: MLflow then passes the model an array or an unnamed frame
+    # by position, and a frame named pixel_0..pixel_63 with its names, which
+    # serving.pixels_of puts in order. Their type is Any: a pixel is an integer or a
+    # float, which MLflow cannot declare (a double column refuses int64 before the model
+    # sees it), and serving.pixels_of refuses what is not a real number from 0 to 16.
+    pixels = Schema([ColSpec(AnyType()) for _ in range(N_PIXELS)])
+    signature = ModelSignature(inputs=pixels, outputs=Schema([ColSpec("long", "digit")]))
     requirements = [f"{name}=={metadata.version(name)}" for name in SERVING_REQUIREMENTS]
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # MLflow suggests an input example, whose check would load and run the model.

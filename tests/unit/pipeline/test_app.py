@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from digits_nn.config import parse
 from digits_nn.errors import ArtifactError, ConfigError
-from digits_nn.pipeline import app
+from digits_nn.pipeline import app, numeric_platform
 from helpers import compose_config, hydra_job
 
 
@@ -53,12 +54,15 @@ def test_a_run_writes_into_its_own_folder_and_returns_what_it_measured(tmp_path:
         "reports/classes.json",
         "reports/cost.csv",
         "reports/metrics.json",
+        "reports/platform.json",
         "reports/plots/confusion.png",
         "reports/plots/cost.png",
         "reports/plots/misclassified.png",
         "reports/plots/weights.png",
         "reports/predictions.csv",
     ]
+    written_platform = json.loads((tmp_path / "reports/platform.json").read_text())
+    assert written_platform == numeric_platform.recorded(numeric_platform.describe())
     assert outcome.run_id is None and outcome.validation_accuracy is None
     assert len(outcome.cost) == 3 and outcome.score == outcome.test_accuracy
     assert parse(yaml.safe_load((tmp_path / "params.yaml").read_text())) == cfg

@@ -11,6 +11,7 @@ import pytest
 
 from digits_nn.stack.control import env_lines
 from digits_nn.stack.layout import Layout, StackError, load_secrets, save_state
+from digits_nn.stack.processes import record
 
 
 def test_env_refuses_when_the_server_is_not_running(tmp_path: Path) -> None:
@@ -26,7 +27,9 @@ def test_env_lines_quote_values_for_a_shell(tmp_path: Path) -> None:
     password = "p w'\"$x"
     secrets = dict(load_secrets(layout), digits=password)
     layout.secrets.write_text(json.dumps(secrets))
-    save_state(layout, {"mlflow": {"port": 5123, "pid": os.getpid()}})  # a live process
+    server = {"port": 5123}
+    record(server, os.getpid())  # a live process, as the stack records one it started
+    save_state(layout, {"mlflow": server})
     exported = dict(shlex.split(line)[1].split("=", 1) for line in env_lines(layout))
     assert exported["MLFLOW_TRACKING_PASSWORD"] == password
     assert exported["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5123"
@@ -40,8 +43,10 @@ def test_env_names_the_optuna_database_without_its_password(tmp_path: Path) -> N
     assert OPTUNA_STORAGE_ENV == STORAGE_ENV  # the name the search reads
     layout = Layout(tmp_path)
     secret = load_secrets(layout)
-    live = {"port": 5123, "pid": os.getpid()}
-    save_state(layout, {"mlflow": live, "postgres": {"port": 5432, "pid": os.getpid()}})
+    live, postgres = {"port": 5123}, {"port": 5432}
+    record(live, os.getpid())
+    record(postgres, os.getpid())
+    save_state(layout, {"mlflow": live, "postgres": postgres})
     exported = dict(shlex.split(line)[1].split("=", 1) for line in env_lines(layout))
     url = exported[STORAGE_ENV]
     assert url == "postgresql+psycopg2://postgres@127.0.0.1:5432/optuna"
