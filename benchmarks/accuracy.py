@@ -48,7 +48,7 @@ VALIDATION_SHARE = 0.2
 # --quick: every part of the presets runs, in seconds.
 QUICK_BEST = ["model.members=2", "data.augment.copies=1", "train.iterations=3"]
 QUICK_MODERN = ["train.iterations=3"]
-# Issue 24's target for the best preset: a mean of at least this, above the SVC's.
+# The best preset's target: a mean of at least this, above the SVC's.
 TARGET = 0.982
 C_GRID = (1, 3, 10, 30, 100)
 GAMMAS = {

@@ -37,9 +37,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PARTS = ("pictures", "curves", "model", "other", "recording")
-# The last commit before per-run recording was made cheaper (issue 12).
+# The last commit before per-run recording was made cheaper.
 BEFORE_REVISION = "b2ac619"
-# The last commit of the flat package (before issue 22): its probe, this file then,
+# The last commit of the flat package: its probe, this file then,
 # measures a tree of that layout such as BEFORE_REVISION.
 FLAT_LAYOUT_REVISION = "a3b961e"
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}

@@ -165,7 +165,7 @@ def test_changing_alpha_reruns_only_train_and_evaluate(reproduced: Path) -> None
         ("data.test_size=1.5", "data.test_size", "between 0 and 1"),
         ("+train.warmup=5", "train.warmup", "Allowed keys"),
         ("train.warmup=5", "train.warmup", "+train.warmup"),
-        # Issue 25 #5: valid alone, but its training rows hold one row of a digit.
+        # Valid alone, but its training rows hold one row of a digit.
         ("data.test_size=0.98 train.validation_size=0.3", "train.validation_size", "per digit"),
     ],
 )
@@ -192,8 +192,8 @@ def test_bad_override_is_refused_and_nothing_is_lost(
     assert {name: md5(reproduced / name) for name in ALL_OUTPUTS} == before
 
 
-# Issue 25 #9: the evaluate stage took the newest run with the model's md5: after a
-# pipelines/run.py run of the same config, its metrics and files landed on that run.
+# Picking the newest run with the model's md5 instead would put the evaluate stage's
+# metrics and files on a later pipelines/run.py run of the same config.
 def test_evaluate_records_into_the_train_stages_run_whatever_ran_since(reproduced: Path) -> None:
     from helpers import run_app
 
@@ -220,7 +220,7 @@ def test_evaluate_records_into_the_train_stages_run_whatever_ran_since(reproduce
     run(["git", "check-ignore", "-q", "models/.model.npz.run.json"], cwd=reproduced)
 
 
-# Issue 25 #7: with validation rows, metrics.json held only the test and train figures.
+# With validation rows, metrics.json holds the validation figures too, not only test and train.
 def test_an_experiment_with_validation_rows_can_be_chosen_on_them(reproduced: Path) -> None:
     settings = ["train.validation_size=0.15", "train.patience=5", "train.iterations=300"]
     dvc("exp", "run", *[arg for s in settings for arg in ("-S", s)], cwd=reproduced)

@@ -1,4 +1,4 @@
-"""A DVC remote shares one member's trained outputs with the others (issue 11): a local
+"""A DVC remote shares one member's trained outputs with the others: a local
 path remote, as on shared storage, between temporary clones."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The committed results belong to the committed code, on any x86-64 machine (issue 21):
+"""The committed results belong to the committed code, on any x86-64 machine:
 a `git clone` of HEAD followed by `dvc repro` reproduces the committed outputs bit for
 bit on the numeric platform that computed them, and within the stated tolerances on
 another, which the train stage announces in one line. A stale lock (code or params

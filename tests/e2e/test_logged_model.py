@@ -63,7 +63,7 @@ def test_logged_model_predicts_what_the_pipeline_evaluated(reproduced: Path, tmp
     assert served == expected[:, 1].astype(int).tolist()
 
 
-# ---- review (issue 14), findings 2 and 7: its own requirements, integer pixels ------------
+# ---- its own requirements, integer pixels -------------------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Issue 11 against the real stack: PostgreSQL, the MLflow server with accounts and a
+"""The scale-out set-up against the real stack: PostgreSQL, the MLflow server with accounts and a
 one-node SLURM cluster, brought up once for this module by ``python -m digits_nn.stack``
 in a temporary clone, and brought down after it.
 
@@ -266,7 +266,7 @@ print(mlflow.get_run(run.info.run_id).info.status)
 def test_a_plain_user_runs_the_whole_stack_from_a_clone_in_a_private_home(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """Issue 21: a clone under a private home folder (0700), run by a plain user: every
+    """A clone under a private home folder (0700), run by a plain user: every
     daemon runs as that user, on 127.0.0.1, and a run logs to the server and a job runs
     on SLURM; `purge` leaves nothing behind."""
     import psutil
@@ -403,7 +403,7 @@ def test_sixteen_slurm_jobs_log_full_curves_to_the_server_and_no_secret_anywhere
     stack: Stack,
 ) -> None:
     """The acceptance sweep (one parent, FINISHED children with every point, artifacts
-    through the server), at the load of issue 11: 16 jobs logging at once."""
+    through the server), at the load the stack is sized for: 16 jobs logging at once."""
     sweep_dir = stack.repo / "multirun" / "slurm16"
     seeds = ",".join(map(str, range(16)))
     result = stack.app(
@@ -493,10 +493,10 @@ def test_a_user_cannot_write_to_another_users_experiment(stack: Stack) -> None:
 
 
 def test_credentials_in_the_tracking_uri_are_redacted_everywhere(stack: Stack) -> None:
-    """Issue 14 item 6 end to end: http://digits:<password>@127.0.0.1:<port> against the
+    """Redaction end to end: http://digits:<password>@127.0.0.1:<port> against the
     server's accounts. In MLFLOW_TRACKING_URI it logs, and no line, param, tag, logged
     file or file of the run's folder holds the password; in tracking.uri it is refused
-    before Hydra writes the run's folder (issue 21: .hydra/ kept it in clear)."""
+    before Hydra writes the run's folder (else .hydra/ keeps it in clear)."""
     address = stack.uri.removeprefix("http://")
     uri = f"http://digits:{stack.password}@{address}"
     out = stack.repo / "outputs" / "uri-with-password"

@@ -64,7 +64,7 @@ def test_appending_a_comment_to_any_imported_module_makes_its_stages_stale(
 
 
 def test_changing_the_network_reruns_only_train_and_evaluate(reproduced: Path) -> None:
-    """Issue 22's acceptance: the data stages no longer depend on the network."""
+    """The data stages do not depend on the network: changing it reruns only train and evaluate."""
     network = reproduced / "src/digits_nn/core/network.py"
     network.write_text(network.read_text() + "\n# a comment: the network changed\n")
     stale = json.loads(dvc("status", "--json", cwd=reproduced).stdout)

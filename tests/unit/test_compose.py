@@ -25,7 +25,6 @@ def test_compose_writes_the_committed_params_yaml_from_conf(
     assert (cfg.train.alpha, cfg.seed) == (1.0, 3)
 
 
-# Review (issue 14), finding 9.
 def test_dvc_sets_momentum_where_it_acts(tmp_path: Path) -> None:
     """`dvc exp run -S` composes params.yaml with this very function: the keys stay in
     conf/ (as null), so `-S train.momentum=...` still overrides them."""

@@ -36,8 +36,8 @@ def test_hidden_sizes_replace_hidden_size():
     assert config.parse({"model": {"hidden_size": None}}).model.hidden_size == 30
 
 
-# Issue 25 #10: model.hidden_size was accepted, logged and drawn as a heatmap axis where
-# model.hidden_sizes overrides it (two identical 64-50-10 trainings labelled 10 and 30).
+# Where model.hidden_sizes overrides it, an accepted model.hidden_size is logged and drawn
+# as a heatmap axis: two identical 64-50-10 trainings would be labelled 10 and 30.
 def test_setting_hidden_size_where_hidden_sizes_replaces_it_is_refused() -> None:
     with pytest.raises(ConfigError) as refused:
         config.parse({"model": {"hidden_sizes": [50], "hidden_size": 10}})
@@ -187,7 +187,7 @@ def test_flatten_gives_dotted_keys():
         )
 
     expected = leaves(config.to_dict(config.parse({})))
-    # Unset options that act only under another choice are left out (issue 14, item 9).
+    # Unset options that act only under another choice are left out.
     unset = {"train.momentum", "train.nesterov", "train.decay", "peer"}
     unset |= {"data.folds", "data.fold", "data.repeat"}
     assert set(flat) == expected - unset
@@ -231,7 +231,7 @@ def test_the_bounds_of_every_range_are_accepted(raw: dict) -> None:
 MESSAGES = [
     ({"seed": 2**32}, "seed=4294967296 is not allowed: a whole number from 0 to 2**32 - 1."),
     ({"data": {"test_size": 1.0}}, "data.test_size=1.0 is not allowed: a number strictly between 0 and 1."),
-    # Issue 25 #5: a share that leaves fewer rows than classes on one side of the split.
+    # A share that leaves fewer rows than classes on one side of the split.
     ({"data": {"test_size": 1e-300}}, "data.test_size=1e-300 is not allowed: a share of the 1797 rows leaving at least one row per class (10) both to test and to train on: from 0.0056 to 0.9944."),
     ({"data": {"test_size": 0.999}}, "data.test_size=0.999 is not allowed: a share of the 1797 rows leaving at least one row per class (10) both to test and to train on: from 0.0056 to 0.9944."),
     ({"model": {"hidden_size": 0}}, "model.hidden_size=0 is not allowed: a whole number >= 1."),
@@ -346,7 +346,7 @@ def test_invalid_options_are_refused_naming_the_key(raw: dict, key: str) -> None
         config.parse(raw)
 
 
-# ---- a validation share too small to stratify (review, issue 14, finding 8) --------
+# ---- a validation share too small to stratify ---------------------------------------
 
 
 @pytest.mark.parametrize("size", [0.005, 0.0083, 0.991, 0.995])
@@ -382,7 +382,7 @@ def test_too_few_training_rows_allow_no_validation_share() -> None:
         config.parse({"data": {"test_size": 0.9894}, "train": {"validation_size": 0.5}})
 
 
-# Issue 25 #5: data.test_size=1e-300 left a 1-row test set and 0.999 a 1-row training set.
+# Without these bounds, data.test_size=1e-300 leaves a 1-row test set, 0.999 a 1-row training set.
 def test_the_allowed_test_sizes_are_exactly_those_leaving_a_row_per_class_on_each_side() -> None:
     scaled = steps.standardise(steps.load_digits())
     for size in (10 / N_ROWS, (N_ROWS - 10) / N_ROWS):
@@ -396,7 +396,7 @@ def test_the_allowed_test_sizes_are_exactly_those_leaving_a_row_per_class_on_eac
             config.parse({"data": {"test_size": size}})
 
 
-# ---- options that have no effect (review, issue 14, finding 9) ----------------------
+# ---- options that have no effect ------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -446,8 +446,8 @@ def test_the_choices_are_the_ones_the_core_implements() -> None:
     assert tuple(activations.OUTPUTS) == config.OUTPUTS
 
 
-# Issue 21 (secrets in run folders) and issue 25 #1: a password in tracking.uri reached
-# the run's folder (params.yaml, Hydra's .hydra/ copies) and the sweep's job keys.
+# A password in tracking.uri would reach the run's folder (params.yaml, Hydra's .hydra/
+# copies) and the sweep's job keys.
 @pytest.mark.parametrize(
     "uri",
     ["http://alice:s3cret@127.0.0.1:5000", "https://s3cret@host/mlflow", "http://a:s3c@ret@h"],

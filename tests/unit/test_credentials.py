@@ -41,9 +41,9 @@ def test_redact_hides_userinfo_of_every_uri_and_nothing_else(text: str, expected
     ],
 )
 def test_redact_hides_the_whole_password_as_the_client_reads_it(uri: str) -> None:
-    # Review, issue 25 #3: the client splits the userinfo at the *last* '@' before the
-    # host (urllib.parse does), so a password may hold '@'; redact() cut it at the first
-    # and logged the rest ('http://alice:***@secret@...').
+    # The client splits the userinfo at the *last* '@' before the host (urllib.parse
+    # does), so a password may hold '@'; cutting it at the first would log the rest
+    # ('http://alice:***@secret@...').
     parts = urlsplit(uri)
     redacted = redact(uri)
     assert parts.password not in redacted

@@ -39,7 +39,7 @@ def refusal(model, data) -> str:
     return refused.value.message
 
 
-# Issue 21: the digits as users hold them were refused (numpy arrays, unnamed frames).
+# The digits as users hold them (numpy arrays, unnamed frames) are taken, not refused.
 def test_the_model_takes_the_digits_as_a_numpy_array_or_a_frame_of_either_kind(served) -> None:
     digits = load_digits().data[:40]
     named = pd.DataFrame(digits, columns=list(PIXEL_COLUMNS))
@@ -68,8 +68,8 @@ def test_the_signature_shows_the_64_inputs_and_the_digit_out(served) -> None:
     assert served.metadata.get_output_schema().input_names() == ["digit"]
 
 
-# Review (issue 14), finding 7 and issue 25 #6: whatever is not 64 real pixels from 0 to
-# 16 is the caller's error, with a message saying what was wrong and what is allowed.
+# Whatever is not 64 real pixels from 0 to 16 is the caller's error, with a message
+# saying what was wrong and what is allowed.
 @pytest.mark.parametrize(
     ("name", "data", "said"),
     [

@@ -25,7 +25,6 @@ def test_every_output_layer_has_its_loss() -> None:
     assert set(LOSSES) == set(OUTPUTS)
 
 
-# Review (issue 14), finding 1.
 def test_float32_cross_entropy_is_finite_where_the_softmax_underflows() -> None:
     """A logit gap of 200 underflows the softmax to 0 in float32 (and float64's floor
     1e-300 is 0 there); the cost must still be the finite, float64-agreeing value."""

@@ -1,6 +1,6 @@
 """Each update rule does what it says, checked against training written out here by the
 textbook rules, with gradients taken by central differences of a cost written out here
-too. Every test here was seen to fail with the option it guards broken (issue 15)."""
+too. Every test here fails with the option it guards broken."""
 
 from __future__ import annotations
 

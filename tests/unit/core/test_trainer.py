@@ -394,7 +394,7 @@ def test_a_run_diverging_on_its_last_pass_under_early_stopping_says_so() -> None
     assert len(info.value.partial_cost) == len(info.value.partial_classic_cost) == 1
 
 
-# Review (issue 14), finding 3: early stopping describes the weights it keeps.
+# Early stopping describes the weights it keeps.
 
 
 def small_validated_problem(seed: int = 0):

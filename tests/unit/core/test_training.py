@@ -80,8 +80,8 @@ def test_a_diverged_run_says_where_and_what_to_change_on_both_paths() -> None:
         assert info.value.partial_classic_cost.tolist() == pytest.approx([classic], rel=1e-12)
 
 
-# Review, issue 25 #4: the weights after the last update were never checked: a run whose
-# last update overflowed exited 0, and its model file was refused by its own reader.
+# The weights after the last update are checked too: without that, a run whose last
+# update overflows exits 0, and its model file is refused by its own reader.
 def test_weights_the_last_update_made_non_finite_fail_the_training_on_both_paths() -> None:
     rng = np.random.default_rng(4)
     X, Y = rng.standard_normal((6, 3)), np.eye(2)[rng.integers(0, 2, 6)]

@@ -72,9 +72,8 @@ def test_failed_first_write_leaves_nothing(tmp_path):
     assert list(target.parent.iterdir()) == []
 
 
-# Issue 25, "also check": the rename came without an fsync, so after a power cut the
-# new name could point at a file whose bytes never reached the disk, or the rename
-# itself be lost.
+# Without an fsync around the rename, after a power cut the new name can point at a file
+# whose bytes never reached the disk, or the rename itself be lost.
 def test_a_write_reaches_the_disk_before_its_rename_and_the_rename_after(tmp_path, monkeypatch):
     calls = []
     fsync, replace = os.fsync, os.replace
@@ -106,8 +105,8 @@ def test_target_is_only_replaced_when_the_block_succeeds(tmp_path):
     assert leftovers(tmp_path, keep={"data.bin"}) == []
 
 
-# Issue 25 #15: paths.model=/dev/null/x.npz ended in a traceback (FileExistsError:
-# [Errno 17] File exists: '/dev/null').
+# Without this, paths.model=/dev/null/x.npz ends in a traceback (FileExistsError: [Errno 17]
+# File exists: '/dev/null') instead of one line naming the path and the reason.
 @pytest.mark.parametrize(
     ("where", "reason"),
     [

@@ -20,7 +20,7 @@ from digits_nn.pipeline import app, numeric_platform
 from helpers import compose_config, hydra_job
 
 
-# Issue 15: each training option checked against an oracle the test computes itself.
+# The seed checked against an oracle the test computes itself, not the pipeline's helper.
 def test_run_py_splits_the_data_with_the_configured_seed(tmp_path: Path) -> None:
     seed = 7
     overrides = (f"seed={seed}", "train.iterations=3", "tracking.enabled=false")
@@ -35,7 +35,7 @@ def test_run_py_splits_the_data_with_the_configured_seed(tmp_path: Path) -> None
     assert actual != digits.target[seed0_rows].tolist()  # the oracle can tell the seeds apart
 
 
-# Issue 15, mutation 9: choosing on the test rows would leak them into the choice.
+# Choosing on the test rows would leak them into the choice.
 def test_a_runs_score_is_validation_accuracy_when_there_are_validation_rows() -> None:
     def outcome(test: float, validation: float | None) -> app.Outcome:
         return app.Outcome(parse({}), test, validation, None, np.ones(1))
@@ -68,9 +68,9 @@ def test_a_run_writes_into_its_own_folder_and_returns_what_it_measured(tmp_path:
     assert parse(yaml.safe_load((tmp_path / "params.yaml").read_text())) == cfg
 
 
-# Issue 21 (secrets in run folders), issue 25 #1: Hydra writes .hydra/config.yaml,
-# hydra.yaml and overrides.yaml before the task runs, and a sweep its multirun.yaml and
-# job folders: a URI with credentials is refused before, when Hydra's run starts.
+# No secrets in run folders: Hydra writes .hydra/config.yaml, hydra.yaml and
+# overrides.yaml before the task runs, and a sweep its multirun.yaml and job folders, so
+# a URI with credentials is refused before that, when Hydra's run starts.
 def test_a_run_with_credentials_in_its_config_stops_before_hydra_writes_anything(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -94,8 +94,8 @@ def test_a_sweep_over_a_uri_with_credentials_stops_before_hydra_writes_anything(
     assert stopped.value.code == 2
 
 
-# Issue 25 #5: data.test_size=0.98 train.validation_size=0.3 passed validation and ended
-# in scikit-learn's traceback ("The least populated class in y has only 1 member").
+# Without this check, data.test_size=0.98 train.validation_size=0.3 passes validation and
+# ends in scikit-learn's traceback ("The least populated class in y has only 1 member").
 def test_validation_rows_this_split_cannot_give_are_refused_before_any_work(
     tmp_path: Path,
 ) -> None:
@@ -112,7 +112,7 @@ def test_validation_rows_this_split_cannot_give_are_refused_before_any_work(
     assert list(tmp_path.iterdir()) == []  # no params.yaml, no output
 
 
-# Issue 25 #15: the command the review ran, in process: a traceback, exit 1.
+# A one-line error, not a traceback with exit 1, for an output path that is no folder.
 def test_an_output_path_that_cannot_be_written_fails_in_one_line(tmp_path: Path) -> None:
     raw = {"paths": {"model": "/dev/null/x.npz"}, "train": {"iterations": 2}}
     cfg = parse({**raw, "tracking": {"enabled": False}})

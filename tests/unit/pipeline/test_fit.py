@@ -333,17 +333,16 @@ def test_early_stopping_restores_the_best_weights_and_records_the_validation_cos
     assert not set(map(bytes, X_val)) & set(map(bytes, split.X_test))
 
 
-# Review (issue 14), finding 3.
+# best_iteration names the weights early stopping kept; without it no iteration was chosen.
 def test_no_best_iteration_without_early_stopping(digits) -> None:
     assert fit(modern_config(), digits).best_iteration is None
     validated = modern_config(train={"validation_size": 0.2})
     assert fit(validated, digits).best_iteration is None
 
 
-# Review (issue 14), finding 1.
 def test_float32_training_on_the_modern_options_does_not_diverge(digits) -> None:
-    """The modern preset's options in float32, for the iterations that used to stop at
-    iteration 2 with "the cost became nan"."""
+    """The modern preset's options in float32, for the first iterations: a float32 path
+    that loses precision stops at iteration 2 with "the cost became nan"."""
     cfg = modern_config(
         model={"hidden_size": 256},
         train={
@@ -360,8 +359,9 @@ def test_float32_training_on_the_modern_options_does_not_diverge(digits) -> None
     assert result.network.weights[0].dtype == np.float32
 
 
-# Review, issue 25 #4, the command it reproduced: exit 0 with final_cost 5.54e+302, and a
-# model file its own reader refused ("W1 holds NaN or infinite values").
+# The weights after the last update are checked too: without that, a run whose last update
+# overflows exits 0 with a huge final_cost and saves a model file its own reader refuses
+# ("W1 holds NaN or infinite values").
 def test_a_training_whose_last_update_overflows_fails_instead_of_saving_the_weights(
     digits,
 ) -> None:

@@ -1,4 +1,4 @@
-"""The numeric platform a run records (issue 21): what decides the last bits, read and
+"""The numeric platform a run records: what decides the last bits, read and
 never set; the key that says whether two platforms give the same bits; the one-line
 notice before a training whose platform differs from the committed one's."""
 

@@ -62,9 +62,9 @@ def test_malformed_cost_curve_is_refused(tmp_path, text):
     assert_artifact_error(read_cost_curve, path)
 
 
-# Issue 25 #7: with train.validation_size=0.15, reports/metrics.json held only
-# final_cost, test_accuracy and train_accuracy: `dvc exp show` and `dvc metrics diff`
-# offered nothing else to choose experiments on.
+# With only final_cost, test_accuracy and train_accuracy in reports/metrics.json,
+# `dvc exp show` and `dvc metrics diff` offer nothing else to choose validated
+# experiments on.
 def test_the_metrics_hold_validation_accuracy_and_best_iteration_where_they_exist(
     tmp_path,
 ) -> None:

@@ -118,8 +118,8 @@ def test_a_diverged_training_keeps_its_curve_in_the_run_and_writes_no_model(
     assert not (tmp_path / "models").exists()
 
 
-# Issue 25 #9: the evaluate stage took the newest run with the model's md5, so after a
-# run.py run of the same config its metrics and files landed on that run.
+# Picking the newest run with the model's md5 instead would put the evaluate stage's
+# metrics and files on a later run.py run of the same config.
 def test_the_evaluate_stage_records_into_the_run_the_train_stage_handed_over(
     store, tmp_path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -76,8 +76,8 @@ def test_pictures_are_drawn_without_pyplot(tmp_path: Path) -> None:
     assert pyplot.get_fignums() == before
 
 
-# Review (issue 14), finding 5: two hidden_sizes in one cell were drawn as their mean,
-# "0.460 (n=2)". Issue 25 #10: and under the hidden_size they did not use.
+# Averaging over anything but seeds mixes configurations: two hidden_sizes in one cell
+# would be drawn as their mean ("0.460 (n=2)"), under a hidden_size they do not use.
 def test_the_heatmap_averages_over_seeds_only(tmp_path: Path) -> None:
     def row(test: float, seed: str, **params) -> dict:
         record = sweep_record("0.1", test)

@@ -32,8 +32,8 @@ def summary(sweep_dir: Path) -> list[dict]:
     return [json.loads((sweep_dir / key / "record.json").read_text()) for key in keys]
 
 
-# Issue 25 #14: seed=0,0 trained twice into one folder, one run tagged "superseded:
-# rerun by a resumed sweep" though nothing was resumed.
+# A configuration listed twice (seed=0,0) would train twice into one folder, one run
+# tagged "superseded: rerun by a resumed sweep" though nothing was resumed.
 def test_a_configuration_listed_twice_trains_once(sweep_root: Path) -> None:
     multirun("seed=0,0,1", "hydra.sweep.dir=sweep", task=job.run)
     assert json.loads((sweep_root / "sweep/sweep_jobs.json").read_text()) == ["seed=0", "seed=1"]
@@ -42,8 +42,9 @@ def test_a_configuration_listed_twice_trains_once(sweep_root: Path) -> None:
     assert all("superseded" not in r.data.tags for r in runs)
 
 
-# Issue 25 #2: after train.alpha changed in conf/train/gd.yaml, a rerun with one more seed
-# trained only that seed and ranked it with two jobs trained at the other alpha.
+# Reusing records regardless of configuration would, after train.alpha changes in
+# conf/train/gd.yaml, train only the new seed of a rerun and rank it with two jobs
+# trained at the other alpha.
 def test_a_resumed_sweep_trains_again_what_another_configuration_recorded(
     sweep_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -70,9 +71,9 @@ def test_a_resumed_sweep_trains_again_what_another_configuration_recorded(
     assert summary(sweep_root / "sweep") == rows
 
 
-# Issue 25 #2: a validated sweep resumed against another store ended with "Callback
-# SweepCallback.on_multirun_end raised MlflowException: Run with id=... not found", exit 0,
-# a KILLED parent without children and no challenger.
+# Reusing records whose runs another store holds would end a validated sweep with
+# "Callback SweepCallback.on_multirun_end raised MlflowException: Run with id=... not
+# found", exit 0, a KILLED parent without children and no challenger.
 def test_a_sweep_resumed_against_another_store_trains_again_into_it(
     sweep_root: Path, monkeypatch: pytest.MonkeyPatch, migrated_store: Path
 ) -> None:

@@ -31,7 +31,7 @@ def test_composed_conf_has_exactly_the_schema_keys(composed):
             assert set(composed[section]) == set(value), section
 
 
-# Review (issue 14), finding 11: the Optuna search runs two trials at a time.
+# The Optuna search runs two trials at a time, not one after the other.
 def test_optuna_preset_runs_its_trials_two_at_a_time() -> None:
     cfg = compose_config("hparams_search=optuna")
     assert cfg.hydra.sweeper.n_jobs == 2  # trials asked for per batch...

@@ -5,9 +5,8 @@ HTML ``src``/``href``) names a file or folder of the repository, and a ``#anchor
 a markdown file names one of its headings. Links in code are not links. External
 addresses (``https:``, ``mailto:``) are not fetched.
 
-The README also stays the short entry point issue 22 asks for: under 12 KB, with the
-run and test commands and the expected result on its first screen, and a link to every
-page of docs/.
+The README also stays a short entry point: under 12 KB, with the run and test commands
+and the expected result on its first screen, and a link to every page of docs/.
 """
 
 from __future__ import annotations

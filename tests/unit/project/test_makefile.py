@@ -1,5 +1,5 @@
 """`make test` sets up a fresh Debian machine: it installs every Debian package the suite
-needs (issue 21: without PostgreSQL, 13 stack tests errored)."""
+needs (without PostgreSQL, the stack tests error)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""No function takes more than five parameters (issue 22): a longer list is a concept
+"""No function takes more than five parameters: a longer list is a concept
 waiting for a name (a run context, the prepared data, the core's options). Only the
 maths kernels of the core may take more, named here one by one."""
 

@@ -58,7 +58,7 @@ SERVE_AND_LIST_MODULES = textwrap.dedent(
 )
 
 
-# Review (issue 14), finding 2: the served model's import path.
+# The served model's import path: what a serving environment must install.
 def test_serving_imports_neither_training_code_nor_undeclared_packages(tmp_path: Path) -> None:
     model_dir = saved_model(tmp_path)
     listed = subprocess.run(

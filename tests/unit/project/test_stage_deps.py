@@ -58,7 +58,7 @@ def data_stage_code(name: str) -> set[str]:
 @pytest.mark.parametrize("name", DATA_STAGES)
 def test_the_data_stages_depend_on_no_model_code(name: str) -> None:
     """No network, training, model file, pipeline step, tracking or sweep code in the
-    deps of load, scale, split and onehot (issue 22): a change there reruns only the
+    deps of load, scale, split and onehot: a change there reruns only the
     stages that use it."""
     model_code = sorted(declared_code(stages()[name]) - data_stage_code(name))
     assert not model_code, f"dvc.yaml, stage {name!r} depends on model code: {model_code}"

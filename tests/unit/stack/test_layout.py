@@ -33,7 +33,7 @@ def services_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return parent
 
 
-# Issue 21: PostgreSQL and munge could not reach their files in a clone under a 0700 home.
+# In a clone under a 0700 home, PostgreSQL and munge cannot reach files kept inside it.
 def test_the_services_folder_is_outside_the_repository_and_traversable_but_private(
     tmp_path: Path, services_parent: Path
 ) -> None:

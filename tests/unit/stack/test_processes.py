@@ -1,6 +1,6 @@
 """Processes the stack records: a pid in its state file is trusted only while the process
-holding it is the one the stack started (issue 25: after a reboot, or once a daemon has
-died, its pid may belong to an unrelated process)."""
+holding it is the one the stack started (after a reboot, or once a daemon has died, its
+pid may belong to an unrelated process)."""
 
 from __future__ import annotations
 

@@ -74,8 +74,8 @@ def outcome(train) -> tuple[str, list[float]]:
     return "ok", result.cost_curve.tolist()
 
 
-# Issue 25 #4: a budget whose last update makes the weights non-finite fails, as its
-# standalone run now does, though the longer training goes on past it.
+# A budget whose last update makes the weights non-finite fails, as its standalone run
+# does, though the longer training goes on past it.
 def test_a_diverging_shared_training_fails_exactly_the_budgets_a_standalone_run_fails() -> None:
     raw = {
         "model": {"activation": "relu", "output": "softmax", "init": "he"},

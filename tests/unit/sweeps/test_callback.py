@@ -66,8 +66,8 @@ def test_the_grid_holds_the_presets_and_the_command_lines_sweeps_only(tmp_path: 
     }
 
 
-# Issue 25 #11: `sweep=seeds seed=3` ran seed 3 alone (Hydra's sweeper lets the command
-# line replace a preset's key), but the parent run logged the preset's `seed: range(10)`.
+# Hydra's sweeper lets the command line replace a preset's key: `sweep=seeds seed=3` runs
+# seed 3 alone, so logging the preset's `seed: range(10)` on the parent run would be wrong.
 def test_the_grid_is_what_ran_when_the_command_line_replaces_a_presets_key(
     tmp_path: Path,
 ) -> None:

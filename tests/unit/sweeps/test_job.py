@@ -14,7 +14,7 @@ from digits_nn.sweeps.protocol import Objective
 from helpers import hydra_job, quick_outcome
 
 
-# Issue 15, mutation 9: choosing on the test rows would leak them into the choice.
+# Choosing on the test rows would leak them into the choice.
 @pytest.mark.parametrize(
     ("first", "value"),
     [
@@ -48,8 +48,8 @@ def test_the_budgets_a_job_shares_come_from_its_environment(
     assert job.shared_budgets() == [1000, 500]
 
 
-# Issue 25 #5: the refusal of validation rows a split cannot give is each budget's own
-# FAILED record, also when the budgets would share one training.
+# The refusal of validation rows a split cannot give is each budget's own FAILED record,
+# also when the budgets would share one training.
 def test_budgets_whose_split_cannot_give_validation_rows_each_fail_with_the_refusal(
     tmp_path: Path,
 ) -> None:
@@ -61,8 +61,8 @@ def test_budgets_whose_split_cannot_give_validation_rows_each_fail_with_the_refu
     assert all("drawn per digit" in r["error"] for r in records)
 
 
-# Issue 25 #13: each smaller budget's duration_s included the recording of the budgets
-# recorded before it (and every budget the whole shared training).
+# Each budget's duration_s is its own: counting the recording of the budgets recorded
+# before it, or the whole shared training, would overstate the smaller budgets' cost.
 def test_a_shared_budgets_duration_is_its_own_training_and_recording(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -79,7 +79,7 @@ def test_a_members_overrides_keep_their_order_with_the_budget_replaced() -> None
     assert plan.budget_of(["seed=1"]) is None
 
 
-# Issue 25 #14: seed=0,0 listed one configuration twice; both jobs trained into one folder.
+# A configuration listed twice (seed=0,0) would run as two jobs training into one folder.
 def test_a_configuration_listed_twice_is_planned_once() -> None:
     listed = [
         ["seed=0"],

@@ -52,7 +52,7 @@ def test_a_half_written_or_foreign_record_is_not_trusted(tmp_path: Path) -> None
     assert records.read_record(tmp_path, "c=3") is None  # another configuration's
 
 
-# Review (issue 14), finding 4: three sweeps into one folder; the last one ran a single job.
+# Several sweeps can share one folder: the summary describes only the last one's jobs.
 def test_the_summary_describes_exactly_this_sweeps_jobs(tmp_path: Path) -> None:
     for key in ("a=1", "a=2", "b=1"):
         records.write_record(tmp_path, {"key": key, "overrides": [key], "status": "FINISHED"})
@@ -82,7 +82,7 @@ def test_a_search_keeps_every_trials_record_under_its_number(tmp_path: Path) -> 
     assert [r["status"] for r in records.sweep_records(tmp_path)] == ["FINISHED"] * 3
 
 
-# Issue 25 #2: a record is reused only for the configuration and the store that made it.
+# A record is reused only for the configuration and the store that made it.
 def test_a_finished_record_stands_only_for_its_configuration_and_a_run_the_store_holds(
     store,
 ) -> None:

@@ -33,7 +33,7 @@ def test_without_validation_rows_the_summary_says_it_is_for_exploration() -> Non
     assert "for exploration, not for choosing a model" in markdown
 
 
-# Issue 15, mutations 10 and 11: the failures counted, the best test accuracy a max.
+# The failures counted, the best test accuracy a max: each checked against the records.
 def test_the_parent_runs_metrics_are_computed_from_the_jobs_own_records() -> None:
     records = [record("0.1", 0.80), record("0.2", None), record("0.3", 0.95), record("0.4", None)]
     records.append(record("0.5", 0.70))
@@ -49,7 +49,7 @@ def test_the_parent_runs_metrics_are_computed_from_the_jobs_own_records() -> Non
     assert values["best_validation_accuracy"] == 0.95 and values["test_accuracy_of_best"] == 0.90
 
 
-# Review (issue 14), finding 5: hidden_sizes=[5] and [60] both showed model.hidden_size 30.
+# Without a column per swept key, hidden_sizes=[5] and [60] both show model.hidden_size 30.
 def test_the_summary_has_a_column_for_every_swept_key() -> None:
     rows = [
         record("0.1", 0.56, overrides=["model.hidden_sizes=[5]", "model.activation=relu"]),
@@ -92,8 +92,8 @@ def test_the_failure_line_names_each_failed_job_and_its_error() -> None:
     )
 
 
-# Issue 25 #8: the preset left out the seed, so rerun it trained seed 0: another split
-# and other weights than the job it names.
+# A preset without the seed reruns seed 0: another split and other weights than the job
+# it names.
 def test_the_best_preset_runs_the_same_configuration_as_the_job_it_names() -> None:
     from digits_nn import config
 
@@ -104,7 +104,7 @@ def test_the_best_preset_runs_the_same_configuration_as_the_job_it_names() -> No
     assert (preset.data, preset.model, preset.train) == (cfg.data, cfg.model, cfg.train)
 
 
-# Issue 25 #12: a multi-line error broke the summary's markdown table.
+# An unescaped newline or bar in an error would break the summary's markdown table.
 def test_a_multi_line_error_stays_in_its_cell_of_the_markdown_table() -> None:
     failed = record("0.2", None, error="Traceback:\r\n  boom | here\n\nValueError: x")
     rows, metric = summary.rank([record("0.1", 0.9), failed])
@@ -115,8 +115,8 @@ def test_a_multi_line_error_stays_in_its_cell_of_the_markdown_table() -> None:
     assert "Traceback:<br>  boom \\| here<br><br>ValueError: x" in table[-1]
 
 
-# Issue 25, "also check": a validated sweep logged the best *test* accuracy over all jobs
-# beside the chosen one's, a figure chosen on the test rows (optimistic).
+# The best *test* accuracy over all jobs, beside the chosen one's, is a figure chosen on
+# the test rows (optimistic): a validated sweep does not log it.
 def test_a_validated_sweep_logs_no_test_accuracy_chosen_on_the_test_rows() -> None:
     rows, metric = summary.rank([record("0.1", 0.99, 0.80), record("0.3", 0.90, 0.95)])
     assert summary.parent_metrics(rows, metric) == {
@@ -127,7 +127,7 @@ def test_a_validated_sweep_logs_no_test_accuracy_chosen_on_the_test_rows() -> No
     }
 
 
-# Issue 25, "also check": ties on validation accuracy were broken silently by grid order.
+# Ties on validation accuracy are broken by a stated rule, not silently by grid order.
 def test_ties_are_broken_by_less_training_then_by_name_and_the_summary_says_so(
     tmp_path: Path,
 ) -> None:

@@ -1,5 +1,5 @@
 """Secrets never leave the process: credentials in a URI are redacted from every param,
-tag and logged file (review, issue 14, finding 6)."""
+tag and logged file."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Opening the store: a broken one is named without its password, a job gives up on a
-dead server within the project's own retry budget (issue 11), and a store travels
+dead server within the project's own retry budget, and a store travels
 pickled to a launcher's jobs."""
 
 from __future__ import annotations
