@@ -13,6 +13,7 @@ exhaustive best's validation accuracy, for at most 1/3 of its CPU time.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import shutil
@@ -87,7 +88,12 @@ def section_halving(clone: Clone) -> tuple[str, dict]:
     share = halving[1] / exhaustive[1]
     met = gap <= MAX_GAP and share <= MAX_CPU_SHARE
     rungs = (halving_dir / "sweep_summary.md").read_text().split("Successive halving, rung")[1]
-    rung_table = "\n".join(line for line in rungs.splitlines() if line.startswith("|"))
+    # The rung table only: the first block of table rows after its heading.
+    rung_lines = rungs.strip("\n").splitlines()[1:]
+    rows_from = next(i for i, line in enumerate(rung_lines) if line.startswith("|"))
+    rung_table = "\n".join(
+        itertools.takewhile(lambda row: row.startswith("|"), rung_lines[rows_from:])
+    )
     text = [
         "### w. Successive halving against the exhaustive sweep of the same space"
         " (`sweep=halving`: 8 alphas × 6 hidden sizes, rungs 370, 1111, 3333, 10000,"
