@@ -372,6 +372,15 @@ def test_a_validated_sweep_registers_and_serves_its_best_model(clone: Path) -> N
     assert version.tags["validation_accuracy"] == f"{float(best['validation_accuracy']):.6f}"
     assert version.tags["param.train.alpha"] == best["train.alpha"] and version.tags["data_md5"]
     assert client.get_run(version.run_id).data.tags["sweep_job"] == best["job"]
+    # One MLflow 3 logged model per trained run; the version is the best run's.
+    experiment = client.get_experiment_by_name("digits-nn").experiment_id
+    models = client.search_logged_models([experiment])
+    children = [
+        r for r in client.search_runs([experiment]) if r.data.tags.get("mlflow.parentRunId")
+    ]
+    assert sorted(m.source_run_id for m in models) == sorted(r.info.run_id for r in children)
+    [chosen] = [m for m in models if m.source_run_id == version.run_id]
+    assert version.source == f"models:/{chosen.model_id}"
 
     digits = steps.load_digits()
     split = steps.split(digits.X, digits.y, 0.4, 0)  # the raw 0..16 pixels of the run's split

@@ -45,7 +45,10 @@ def test_the_model_takes_integer_and_float_pixels_and_refuses_bad_columns(tmp_pa
         assert refused.value.get_http_status_code() == 400, name
 
 
-def test_the_served_model_scales_raw_pixels_as_the_pipeline_did(store, tmp_path: Path) -> None:
+def test_the_served_model_scales_raw_pixels_as_the_pipeline_did(
+    store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow.artifacts
     import mlflow.pyfunc
 
     # The oracle: the network's labels for rows scaled by sklearn, from the raw pixels.
@@ -59,7 +62,13 @@ def test_the_served_model_scales_raw_pixels_as_the_pipeline_did(store, tmp_path:
     write_model(model_file, network)
     with run(store, name="served") as logged:
         log_model(logged, model_file, scaled.mean, scaled.scale)
-    local = store.client.download_artifacts(logged.run_id, "model", str(tmp_path))
+    # The run's logged model, as runs:/<run_id>/model finds it: its files are the logged
+    # model's, not the run's, and MLflow resolves a models:/ URI in the store the
+    # environment names, as a user's shell does.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    local = mlflow.artifacts.download_artifacts(
+        f"runs:/{logged.run_id}/model", dst_path=str(tmp_path)
+    )
     model = mlflow.pyfunc.load_model(local)
     frame = pd.DataFrame(raw, columns=list(PIXEL_COLUMNS))
     np.testing.assert_array_equal(np.asarray(model.predict(frame)), expected)

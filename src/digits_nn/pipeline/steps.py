@@ -70,8 +70,8 @@ def record_training(
 ) -> None:
     """Write the model and cost curve of a trained network, and log them."""
     files = outputs.save_training(ctx.outputs, result)
-    recording.record_training(ctx.run, result, accuracy_curve, files)
-    recording.record_model(ctx.run, Path(ctx.outputs.model), data.scaled)
+    model_id = recording.record_model(ctx.run, ctx.cfg, Path(ctx.outputs.model), data.scaled)
+    recording.record_training(ctx.run, result, accuracy_curve, files, model_id)
 
 
 def evaluate_and_record(ctx: RunContext, result: TrainingResult, data: PreparedData) -> Evaluation:
@@ -82,7 +82,7 @@ def evaluate_and_record(ctx: RunContext, result: TrainingResult, data: PreparedD
     fitted = without_validation(data.split, cfg.train.validation_size, cfg.seed)
     evaluation = evaluate(result.network, fitted)
     files = outputs.save_evaluation(ctx.outputs, evaluation, result, data)
-    ctx.run.metrics(outputs.metrics(evaluation, result))
+    recording.record_evaluation(ctx.run, outputs.metrics(evaluation, result), data.split)
     ctx.run.files([f for f in files if f.suffix != ".png"])
     ctx.run.files([f for f in files if f.suffix == ".png"], folder="plots")
     log.info(

@@ -154,14 +154,25 @@ class RunLog:
         for start in range(0, len(items), 100):  # MLflow's per-call limit for params
             self._client.log_batch(self.run_id, params=items[start : start + 100])
 
-    def metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        """Values at one step (0: the run's final figures)."""
-        if not self.enabled:
+    def metrics(
+        self,
+        metrics: Mapping[str, float],
+        step: int = 0,
+        model_id: str | None = None,
+        dataset: tuple[str, str] | None = None,
+    ) -> None:
+        """Values at one step (0: the run's final figures), linked to the logged model
+        ``model_id`` and measured on ``dataset`` (a dataset input's name and digest)."""
+        if not self.enabled or not metrics:
             return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+        name, digest = dataset or (None, None)
+        batch = [
+            Metric(key, float(value), now, step, model_id, name, digest)
+            for key, value in metrics.items()
+        ]
         self._client.log_batch(self.run_id, metrics=batch)
 
     def history(self, key: str, values: np.ndarray | Mapping[int, float] | None) -> None:
