@@ -31,6 +31,8 @@ INITS = ("uniform", "xavier", "he")
 OPTIMIZERS = ("gd", "sgd", "momentum")
 SCHEDULES = ("constant", "inverse_time")
 DTYPES = ("float64", "float32")
+# Which child runs of a sweep draw the four per-run pictures (tracking.pictures).
+PICTURES = ("best", "all")
 # Options that act only under one choice of another key of the same section. They are
 # unset (null) by default and refused where they would have no effect, so that a run's
 # params hold only what took effect. Where they act, an unset one takes its default.
@@ -84,6 +86,7 @@ class TrackingConfig:
     uri: Optional[str] = None  # noqa: UP045
     experiment: str = "digits-nn"
     accuracy_every: int = 100
+    pictures: str = "best"
 
 
 @dataclass
@@ -172,6 +175,18 @@ def flatten(config: Config) -> dict[str, Any]:
     return {key: value for key, value in walk(config, "") if value is not None or key not in inert}
 
 
+def unflatten(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The nested mapping of dotted keys (:func:`flatten`'s inverse), for :func:`parse`."""
+    nested: dict[str, Any] = {}
+    for key, value in params.items():
+        *sections, name = key.split(".")
+        node = nested
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
+    return nested
+
+
 def _range_errors(config: Config) -> Iterator[str]:
     def bad(key: str, value: Any, allowed: str) -> str:
         return f"{key}={value!r} is not allowed: {allowed}."
@@ -195,6 +210,7 @@ def _range_errors(config: Config) -> Iterator[str]:
         ("train.optimizer", train.optimizer, OPTIMIZERS),
         ("train.schedule", train.schedule, SCHEDULES),
         ("train.dtype", train.dtype, DTYPES),
+        ("tracking.pictures", config.tracking.pictures, PICTURES),
     ]:
         if value not in allowed:
             yield bad(key, value, f"one of {', '.join(allowed)}")

@@ -58,8 +58,41 @@ def test_joblib_multirun_logs_one_parent_four_children_and_a_summary(
     assert len(summary) == 4
     accuracies = [float(row["test_accuracy"]) for row in summary]
     assert accuracies == sorted(accuracies, reverse=True)
+    # One MLflow 3 logged model per child run (issue 23).
+    models = client.search_logged_models([parent.info.experiment_id])
+    assert sorted(m.source_run_id for m in models) == sorted(c.info.run_id for c in children)
+    # The pictures: the best child's only (tracking.pictures=best), drawn at the sweep's end.
+    assert pictured(client, children, sweep_dir) == {summary[0]["job"]}
     expected = sorted(c.data.metrics["test_accuracy"] for c in children)
     assert sorted(accuracies) == pytest.approx(expected, abs=1e-12)
+
+
+def pictured(client, children, sweep_dir: Path) -> set[str]:
+    """The jobs whose run logged pictures; each has them in its folder too."""
+    logged = {
+        c.data.tags["sweep_job"]
+        for c in children
+        if len(client.list_artifacts(c.info.run_id, "plots")) == 4
+    }
+    drawn = {p.parents[2].name for p in sweep_dir.glob("*/reports/plots/cost.png")}
+    assert logged == drawn
+    return logged
+
+
+def test_with_tracking_pictures_all_every_child_run_draws_its_pictures(clone: Path) -> None:
+    run_app(
+        clone,
+        "-m",
+        "train.alpha=0.25,1.0",
+        "train.iterations=30",
+        "tracking.pictures=all",
+        "hydra.sweep.dir=multirun/pictures",
+    )
+    client, runs = mlflow_runs(clone)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert pictured(client, children, clone / "multirun/pictures") == {
+        c.data.tags["sweep_job"] for c in children
+    }
 
 
 def test_a_failing_job_is_isolated_recorded_and_named(clone: Path) -> None:

@@ -29,6 +29,16 @@ def save_evaluation(
     paths: PathsConfig, evaluation: Evaluation, result: TrainingResult, data: PreparedData
 ) -> list[Path]:
     """metrics.json, per-class report, test predictions and the PNGs; returns the paths."""
+    return [
+        *save_reports(paths, evaluation, result, data),
+        *save_pictures(paths, evaluation, result, data),
+    ]
+
+
+def save_reports(
+    paths: PathsConfig, evaluation: Evaluation, result: TrainingResult, data: PreparedData
+) -> list[Path]:
+    """metrics.json, per-class report and test predictions; returns the paths."""
     write_json(paths.metrics, metrics(evaluation, result))
     write_json(paths.classes, evaluation.per_class)
     write_csv(
@@ -36,6 +46,13 @@ def save_evaluation(
         ["actual", "predicted"],
         zip(data.split.y_test.tolist(), evaluation.test_predictions.tolist()),
     )
+    return [Path(paths.metrics), Path(paths.classes), Path(paths.predictions)]
+
+
+def save_pictures(
+    paths: PathsConfig, evaluation: Evaluation, result: TrainingResult, data: PreparedData
+) -> list[Path]:
+    """The four PNGs of a run (``PICTURES``) in ``paths.plots``; returns the paths."""
     plot_dir = Path(paths.plots)
     pictures = {name: plot_dir / f"{name}.png" for name in PICTURES}
     plots.save_cost_curve(pictures["cost"], result.cost_curve, result.classic_cost_curve)
@@ -49,7 +66,7 @@ def save_evaluation(
         evaluation.test_predictions,
     )
     plots.save_first_layer_weights(pictures["weights"], result.network.weights[0])
-    return [Path(paths.metrics), Path(paths.classes), Path(paths.predictions), *pictures.values()]
+    return list(pictures.values())
 
 
 def metrics(evaluation: Evaluation, result: TrainingResult) -> dict[str, float]:
