@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -90,6 +90,12 @@ class TrackingConfig:
 
 
 @dataclass
+class PromoteConfig:
+    min_gain: float = 0.0
+    min_accuracy: float = 0.0
+
+
+@dataclass
 class PathsConfig:
     raw: str = "data/raw/digits.npz"
     scaled: str = "data/interim/scaled.npz"
@@ -114,6 +120,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    promote: PromoteConfig = field(default_factory=PromoteConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
@@ -139,8 +146,8 @@ def parse(raw: Mapping[str, Any] | DictConfig) -> Config:
     return config
 
 
-def load(path: str | Path) -> Config:
-    """Read and validate ``params.yaml``."""
+def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Read and validate ``params.yaml``, with ``key=value`` ``overrides`` on top."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: missing; it is `conf/` composed (run `make params`).")
@@ -150,6 +157,11 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"{path}: not valid YAML ({error}).") from None
     if not isinstance(raw, DictConfig):
         raise ConfigError(f"{path}: expected a mapping of config groups, got a list.")
+    malformed = [o for o in overrides if "=" not in o or not o.partition("=")[0].strip()]
+    if malformed:
+        raise ConfigError(f"override {malformed[0]!r} is not allowed: key=value, e.g. seed=1.")
+    if overrides:
+        raw = OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides)))
     return parse(raw)
 
 
@@ -251,6 +263,11 @@ def _range_errors(config: Config) -> Iterator[str]:
         yield bad("tracking.accuracy_every", config.tracking.accuracy_every, "a whole number >= 0")
     if not config.tracking.experiment.strip():
         yield bad("tracking.experiment", config.tracking.experiment, "a non-empty name")
+    gate = config.promote
+    if not (math.isfinite(gate.min_gain) and 0.0 <= gate.min_gain < 1.0):
+        yield bad("promote.min_gain", gate.min_gain, "a number in [0, 1) (0: at least as accurate)")
+    if not (0.0 <= gate.min_accuracy <= 1.0):
+        yield bad("promote.min_accuracy", gate.min_accuracy, "a number in [0, 1] (0: no floor)")
 
 
 def held_out(n: int, share: float) -> tuple[int, int]:

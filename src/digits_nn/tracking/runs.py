@@ -21,7 +21,7 @@ import numpy as np
 from digits_nn.data.steps import Split
 from digits_nn.errors import Terminated, TrackingError
 from digits_nn.tracking.redaction import redact
-from digits_nn.tracking.store import Store
+from digits_nn.tracking.store import Store, as_global
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,21 @@ class RunLog:
     @property
     def _client(self) -> Any:
         return self.store.client  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def as_active(run: RunLog) -> Iterator[None]:
+    """``run`` as MLflow's active run, in its store made global, for the block: for
+    MLflow's fluent functions (``mlflow.models.evaluate``), which log only there. The
+    run stays RUNNING after: :func:`run` closes it, however the block ended."""
+    import mlflow
+
+    with as_global(run.store):  # type: ignore[arg-type]
+        mlflow.start_run(run_id=run.run_id)
+        try:
+            yield
+        finally:
+            mlflow.end_run(status="RUNNING")
 
 
 def find_run(store: Store, tag: str, value: str) -> str | None:
