@@ -91,6 +91,20 @@ def browser() -> Iterator[object]:
 # --- the MLflow dashboard ----------------------------------------------------------------
 
 
+def dashboard(browser, viewport: dict[str, int], requests: Requests):
+    """A browser context for the MLflow dashboard that reaches only what ``requests``
+    allows."""
+    context = browser.new_context(viewport=viewport)
+    # Cosmetic only: keep MLflow's assistant panel closed so it does not cover the page.
+    context.add_init_script(
+        "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
+        "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');"
+    )
+    context.route("**/*", requests)
+    context.set_default_timeout(45_000)
+    return context
+
+
 def test_mlflow_run_page_shows_name_cost_chart_and_accuracy(
     reproduced: Path, mlflow_server, browser, tmp_path: Path
 ) -> None:
@@ -102,14 +116,7 @@ def test_mlflow_run_page_shows_name_cost_chart_and_accuracy(
 
     url = mlflow_server(f"sqlite:///{reproduced / 'mlflow.db'}", reproduced)
     requests = Requests(url)
-    context = browser.new_context(viewport=VIEWPORT)
-    # Cosmetic only: keep MLflow's assistant panel closed so it does not cover the page.
-    context.add_init_script(
-        "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
-        "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');"
-    )
-    context.route("**/*", requests)
-    context.set_default_timeout(45_000)
+    context = dashboard(browser, VIEWPORT, requests)
     page = context.new_page()
     run_page = f"{url}/#/experiments/{experiment_id}/runs/{run.info.run_id}"
 
@@ -188,13 +195,7 @@ def test_mlflow_models_tab_lists_each_runs_logged_model_and_its_registry_version
 
     url = mlflow_server(f"sqlite:///{clone / 'mlflow.db'}", clone)
     requests = Requests(url)
-    context = browser.new_context(viewport={"width": 2000, "height": 700})
-    context.add_init_script(
-        "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
-        "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');"
-    )
-    context.route("**/*", requests)
-    context.set_default_timeout(45_000)
+    context = dashboard(browser, {"width": 2000, "height": 700}, requests)
     page = context.new_page()
     page.goto(f"{url}/#/experiments/{experiment_id}/models?workflowType=machine_learning")
     for child in children:  # the Source run column names each run

@@ -5,11 +5,8 @@ between equals; and ``mlflow models serve -m models:/digits-nn@champion`` answer
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,7 @@ from digits_nn.config import TrackingConfig, parse
 from digits_nn.pipeline import app
 from digits_nn.sweeps import registry
 from digits_nn.tracking.store import Store, open_store
-from helpers import free_port, project_env, run
+from helpers import free_port, project_env, run, served_digits
 
 PROMOTE = [sys.executable, "-m", "digits_nn.promote"]
 
@@ -146,29 +143,11 @@ def test_the_served_champion_answers_http_requests(clone: Path) -> None:
             stderr=sink,
         )
     try:
-        body = json.dumps(
-            {
-                "dataframe_split": {
-                    "columns": list(PIXEL_COLUMNS),
-                    "data": pixels.astype(int).tolist(),
-                }
-            }
-        ).encode()
-        answer, deadline = None, time.monotonic() + 180
-        while answer is None and time.monotonic() < deadline:
-            assert server.poll() is None, log.read_text()
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/invocations",
-                data=body,
-                headers={"Content-Type": "application/json"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    answer = json.loads(response.read())
-            except OSError:
-                time.sleep(1)
-        assert answer is not None, f"no answer within 180 s:\n{log.read_text()}"
-        served = [row["digit"] if isinstance(row, dict) else row for row in answer["predictions"]]
+        rows = pixels.astype(int).tolist()
+        try:
+            served = served_digits(server, port, list(PIXEL_COLUMNS), rows)
+        except AssertionError as error:
+            raise AssertionError(f"{error}:\n{log.read_text()}") from None
         assert served == expected
         assert np.mean(np.array(served) == digits.y[:25]) > 0.5  # a trained network
     finally:

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from helpers import default_sigint, dvc, free_port, mlflow_runs, project_env, run, run_app
+from helpers import (
+    default_sigint,
+    dvc,
+    free_port,
+    mlflow_runs,
+    project_env,
+    run,
+    run_app,
+    served_digits,
+)
 
 SUMMARY_FILES = {
     "sweep_summary.csv",
@@ -382,7 +391,6 @@ SERVE += ["--env-manager", "local"]
 
 
 def test_a_validated_sweep_registers_and_serves_its_best_model(clone: Path) -> None:
-    import urllib.request
 
     import mlflow
     import numpy as np
@@ -435,29 +443,7 @@ def test_a_validated_sweep_registers_and_serves_its_best_model(clone: Path) -> N
         stderr=subprocess.DEVNULL,
     )
     try:
-        body = json.dumps(
-            {
-                "dataframe_split": {
-                    "columns": list(PIXEL_COLUMNS),
-                    "data": split.X_test[:20].tolist(),
-                }
-            }
-        ).encode()
-        deadline, answer = time.monotonic() + 120, None
-        while answer is None and time.monotonic() < deadline:
-            assert server.poll() is None, "mlflow models serve exited"
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/invocations",
-                data=body,
-                headers={"Content-Type": "application/json"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    answer = json.loads(response.read())
-            except OSError:
-                time.sleep(1)
-        assert answer is not None, "mlflow models serve did not answer within 120 s"
-        served = [row["digit"] if isinstance(row, dict) else row for row in answer["predictions"]]
+        served = served_digits(server, port, list(PIXEL_COLUMNS), split.X_test[:20].tolist())
         assert served == predicted[:20].tolist()
     finally:
         server.terminate()
