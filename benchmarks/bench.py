@@ -53,6 +53,12 @@ def targets_table(found: dict) -> str:
         rows.append(("basic / joblib(2) sweep time", found["sweep"]["joblib speedup"], ">= 1.7"))
     if "grid" in found:
         rows.append(("sweep=grid unshared / shared", found["grid"]["share speedup"], ">= 1.6"))
+        rows.append(
+            ("sweep=grid / its training floor, wall", found["grid"]["grid / floor"], "<= 1.5")
+        )
+        rows.append(
+            ("sweep=grid / its training floor, CPU", found["grid"]["grid / floor CPU"], "<= 1.5")
+        )
     cells = []
     for name, value, target in rows:
         sense, bound = target.split()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -163,8 +164,11 @@ def probe(hidden: int) -> dict[str, float]:
         member = raw.copy()
         OmegaConf.update(member, "train.iterations", budget)
         overrides = [f"train.iterations={budget}"]
-        # Placed as a sweep job's run is, without a parent run.
-        place = app.RunPlace(out / str(budget), overrides, {SWEEP_JOB_TAG: job_key(overrides)})
+        # Placed as a sweep job's run is, without a parent run, drawing pictures as a child
+        # run of the sweep does (tracking.pictures).
+        tags = {SWEEP_JOB_TAG: job_key(overrides)}
+        drawn = cfg.tracking.pictures == "all"
+        place = app.RunPlace(out / str(budget), overrides, tags, pictures=drawn)
         app.run(config.parse(member), place, lambda ctx, d: record_shared(ctx, d, shared))
     spent["recording"] = time.process_time() - start
     return dict(spent)
@@ -224,34 +228,43 @@ def _profile(clone: Clone) -> dict[str, float]:
 def section_grid(clone: Clone) -> tuple[str, dict]:
     out = clone.path / "bench-grid"
     walls, cpus, records = {}, {}, {}
-    for share in (True, False):
-        flag = f"hydra.sweeper.share_budgets={str(share).lower()}"
-        walls[share], cpus[share] = _grid(clone, out, flag)
-        records[share] = _records(out, share)
+    load_before = os.getloadavg()
+    variants = {
+        "shared budgets (default: pictures for the best run only)": [],
+        "shared budgets, tracking.pictures=all": ["tracking.pictures=all"],
+        "share_budgets=false": ["hydra.sweeper.share_budgets=false"],
+    }
+    for name, flags in variants.items():
+        walls[name], cpus[name] = _grid(clone, out, *flags)
+        records[name] = _records(out, not flags)
     # The grid as it ran before issue 12, for the figure the issue started from.
     before = _clone_at(BEFORE_REVISION, clone)
     try:
         before_wall, before_cpu = _grid(before, before.path / "bench-grid")
     finally:
         before.remove()
+    default, drawn, unshared = variants
     accuracies = {
-        share: {r["key"]: r["test_accuracy"] for r in rows} for share, rows in records.items()
+        name: {r["key"]: r["test_accuracy"] for r in rows} for name, rows in records.items()
     }
-    same = accuracies[True] == accuracies[False]
+    same = all(a == accuracies[default] for a in accuracies.values())
     training = _floor(LARGEST)
     floor = training / 2
-    speedup, cpu_speedup = walls[False] / walls[True], cpus[False] / cpus[True]
+    load_after = os.getloadavg()
+    speedup, cpu_speedup = walls[unshared] / walls[default], cpus[unshared] / cpus[default]
     profile = _profile(clone)
     rows = [
-        [name, f"{walls[share]:.1f}", f"{walls[share] / floor:.2f}", f"{cpus[share]:.0f}"]
-        for name, share in (("shared budgets (default)", True), ("share_budgets=false", False))
-    ]
+        [name, f"{walls[name]:.1f}", f"{walls[name] / floor:.2f}", f"{cpus[name]:.0f}",
+         f"{cpus[name] / training:.2f}"]
+        for name in variants
+    ]  # fmt: skip
     rows.append(
         [
             f"before issue 12 ({BEFORE_REVISION})",
             f"{before_wall:.1f}",
             f"{before_wall / floor:.2f}",
             f"{before_cpu:.0f}",
+            f"{before_cpu / training:.2f}",
         ]
     )
     rows.append(
@@ -260,28 +273,31 @@ def section_grid(clone: Clone) -> tuple[str, dict]:
             f"{floor:.1f}",
             "1.00",
             f"{training:.0f}",
+            "1.00",
         ]
     )
     unshared_training = training * sum(BUDGETS) / LARGEST  # the time of an iteration is fixed
     recording = profile["recording"]
-    named = {part: profile[part] for part in PROBE_PARTS}
+    named = {part: profile.get(part, 0.0) for part in PROBE_PARTS}  # 0: never called
     parts = [
         ["training (the floor, measured in this process)", training],
         *[[f"{part} (probe)", seconds] for part, seconds in named.items()],
         [
-            "recording, the rest: files, run, tags, params.yaml (probe)",
+            "recording, the rest: files, run, tags, params.yaml, the logged model's files (probe)",
             recording - sum(named.values()),
         ],
         [
-            "start-up and sweep: processes, imports, Hydra, data, parent run, summary",
-            cpus[True] - training - recording,
+            "start-up and sweep: processes, imports, Hydra, data, parent run, summary, the"
+            " best run's pictures",
+            cpus[default] - training - recording,
         ],
     ]
     profile_rows = [
-        [name, f"{seconds:.0f}", f"{seconds / cpus[True] * 100:.0f} %"] for name, seconds in parts
+        [name, f"{seconds:.0f}", f"{seconds / cpus[default] * 100:.0f} %"]
+        for name, seconds in parts
     ]
-    rest_unshared = (cpus[False] - unshared_training) / JOBS
-    rest_shared = (cpus[True] - training) / JOBS
+    rest_unshared = (cpus[unshared] - unshared_training) / JOBS
+    rest_shared = (cpus[default] - training) / JOBS
     groups = JOBS // len(BUDGETS)
     # Both sweeps record the same 64 child runs, so what the unshared one spends beside
     # its training, over the shared one, is the start-up of its 48 more jobs: the most
@@ -289,22 +305,29 @@ def section_grid(clone: Clone) -> tuple[str, dict]:
     # the probe's recording figure, taken in another process, is too rough for it.)
     start_up = max((rest_unshared - rest_shared) * JOBS / (JOBS - groups), 0.0)
     bound = (unshared_training + JOBS * start_up) / (training + groups * start_up)
+    pictures = cpus[drawn] - cpus[default]
     text = [
         "### s. The reference grid, `sweep=grid` (64 jobs), joblib with 2 workers\n",
         "*CPU s*: user + system seconds of the sweep's whole process tree (sampled with"
         " psutil), which a busy machine inflates far less than the wall time. On an idle"
         " machine the two workers keep both cores busy and the wall time is about half of"
-        " it.\n",
-        table(["", "wall s", "wall / floor", "CPU s"], rows),
+        f" it. Load average (1, 5, 15 min) {_load(load_before)} before the first grid,"
+        f" {_load(load_after)} after the last.\n",
+        table(["", "wall s", "wall / floor", "CPU s", "CPU / floor CPU"], rows),
         "",
+        f"**The grid takes {walls[default] / floor:.2f}× its training floor in wall time and"
+        f" {cpus[default] / training:.2f}× in CPU time** (target <= 1.5 on two cores; the"
+        " wall figure holds on an idle machine only). Drawing every child run's pictures"
+        f" (tracking.pictures=all) costs {pictures:.0f} CPU s more"
+        f" ({cpus[drawn] / training:.2f}× the floor).\n",
         f"**Shared budgets are {speedup:.2f}× faster than unshared in wall time,"
         f" {cpu_speedup:.2f}× in CPU time** (target >= 1.6, aim 2). Same 64 test accuracies"
-        f" either way: {same}. Against the grid before issue 12:"
-        f" {before_wall / walls[True]:.2f}× in wall time, {before_cpu / cpus[True]:.2f}× in"
-        " CPU time.\n",
-        f"Where the shared sweep's {cpus[True]:.0f} CPU seconds go. The recording parts come"
-        " from a probe that records one group of four budgets per hidden size (alpha 0.25)"
-        " in its own process, times the 4 alphas:\n",
+        f" in every grid: {same}. Against the grid before issue 12:"
+        f" {before_wall / walls[default]:.2f}× in wall time, {before_cpu / cpus[default]:.2f}×"
+        " in CPU time.\n",
+        f"Where the default grid's {cpus[default]:.0f} CPU seconds go. The recording parts"
+        " come from a probe that records one group of four budgets per hidden size (alpha"
+        " 0.25) in its own process, as a worker records them, times the 4 alphas:\n",
         table(["part", "CPU s", "share"], profile_rows),
         "",
         f"Beside the training, a child run costs {rest_shared:.2f} CPU s shared and"
@@ -320,9 +343,15 @@ def section_grid(clone: Clone) -> tuple[str, dict]:
         "cpu speedup": cpu_speedup,
         "same": same,
         "bound": bound,
-        "before issue 12 speedup": before_wall / walls[True],
+        "before issue 12 speedup": before_wall / walls[default],
+        "grid / floor": walls[default] / floor,
+        "grid / floor CPU": cpus[default] / training,
     }
     return "\n".join(text), found
+
+
+def _load(load: tuple[float, float, float]) -> str:
+    return " / ".join(f"{value:.1f}" for value in load)
 
 
 # ---- t: the 8-job classic sweep against the tree before issue 12 ------------------------

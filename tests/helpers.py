@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,6 +122,29 @@ def free_port() -> int:
 
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def served_digits(server: subprocess.Popen, port: int, columns: list[str], rows: list) -> list:
+    """The digits `mlflow models serve`, started as ``server`` on 127.0.0.1:``port``,
+    answers for ``rows`` sent as a dataframe_split: asked again until it is up, failing if
+    it exits or gives no answer within 180 s."""
+    body = json.dumps({"dataframe_split": {"columns": columns, "data": rows}}).encode()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"mlflow models serve exited {server.returncode}"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                answer = json.loads(response.read())
+        except OSError:
+            time.sleep(1)
+            continue
+        return [row["digit"] if isinstance(row, dict) else row for row in answer["predictions"]]
+    raise AssertionError("mlflow models serve did not answer within 180 s")
 
 
 # ---- clones and their stores -------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -42,6 +42,8 @@ SCALINGS = ("per_pixel", "global")
 MAX_ROTATION = 180.0  # degrees
 MAX_SHIFT = 4.0  # pixels
 MAX_ZOOM = 1.0  # log of the zoom factor
+# Which child runs of a sweep draw the four per-run pictures (tracking.pictures).
+PICTURES = ("best", "all")
 # Options that act only under one choice of another key of the same section. They are
 # unset (null) by default and refused where they would have no effect, so that a run's
 # params hold only what took effect. Where they act, an unset one takes its default.
@@ -115,6 +117,13 @@ class TrackingConfig:
     uri: Optional[str] = None  # noqa: UP045
     experiment: str = "digits-nn"
     accuracy_every: int = 100
+    pictures: str = "best"
+
+
+@dataclass
+class PromoteConfig:
+    min_gain: float = 0.0
+    min_accuracy: float = 0.0
 
 
 @dataclass
@@ -143,6 +152,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    promote: PromoteConfig = field(default_factory=PromoteConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     peer: Optional[str] = None  # noqa: UP045
 
@@ -175,8 +185,8 @@ def parse(raw: Mapping[str, Any] | DictConfig) -> Config:
     return config
 
 
-def load(path: str | Path) -> Config:
-    """Read and validate ``params.yaml``."""
+def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Read and validate ``params.yaml``, with ``key=value`` ``overrides`` on top."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: missing; it is `conf/` composed (run `make params`).")
@@ -186,6 +196,11 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"{path}: not valid YAML ({error}).") from None
     if not isinstance(raw, DictConfig):
         raise ConfigError(f"{path}: expected a mapping of config groups, got a list.")
+    malformed = [o for o in overrides if "=" not in o or not o.partition("=")[0].strip()]
+    if malformed:
+        raise ConfigError(f"override {malformed[0]!r} is not allowed: key=value, e.g. seed=1.")
+    if overrides:
+        raw = OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides)))
     return parse(raw)
 
 
@@ -210,6 +225,18 @@ def flatten(config: Config) -> dict[str, Any]:
     inert = {f"train.{key}" for key in CONDITIONAL_TRAIN_KEYS} | {"model.hidden_size", "peer"}
     inert |= {f"data.{key}" for key in ("folds", "fold", "repeat")}
     return {key: value for key, value in walk(config, "") if value is not None or key not in inert}
+
+
+def unflatten(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The nested mapping of dotted keys (:func:`flatten`'s inverse), for :func:`parse`."""
+    nested: dict[str, Any] = {}
+    for key, value in params.items():
+        *sections, name = key.split(".")
+        node = nested
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
+    return nested
 
 
 def _range_errors(config: Config) -> Iterator[str]:
@@ -257,6 +284,7 @@ def _range_errors(config: Config) -> Iterator[str]:
         ("train.optimizer", train.optimizer, OPTIMIZERS),
         ("train.schedule", train.schedule, SCHEDULES),
         ("train.dtype", train.dtype, DTYPES),
+        ("tracking.pictures", config.tracking.pictures, PICTURES),
     ]:
         if value not in allowed:
             yield bad(key, value, f"one of {', '.join(allowed)}")
@@ -309,6 +337,11 @@ def _range_errors(config: Config) -> Iterator[str]:
         yield bad("tracking.experiment", config.tracking.experiment, "a non-empty name")
     if config.tracking.uri is not None and credentials.holds_credentials(config.tracking.uri):
         yield credentials_message("tracking.uri", config.tracking.uri)
+    gate = config.promote
+    if not (math.isfinite(gate.min_gain) and 0.0 <= gate.min_gain < 1.0):
+        yield bad("promote.min_gain", gate.min_gain, "a number in [0, 1) (0: at least as accurate)")
+    if not (0.0 <= gate.min_accuracy <= 1.0):
+        yield bad("promote.min_accuracy", gate.min_accuracy, "a number in [0, 1] (0: no floor)")
 
 
 def refuse_credentials(node: Mapping[str, Any]) -> None:

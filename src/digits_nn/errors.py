@@ -26,6 +26,10 @@ class TrackingError(DigitsNNError):
     """The MLflow store cannot be opened or written."""
 
 
+class RegistryError(DigitsNNError):
+    """The model registry lacks what a command needs, or holds a version it cannot use."""
+
+
 class TrainingDiverged(DigitsNNError):
     """The cost became non-finite; ``partial_cost`` holds the curve up to that point."""
 

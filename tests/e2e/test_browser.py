@@ -2,7 +2,8 @@
 
 - The MLflow dashboard, served by a real `mlflow server` over the store the pipeline just
   filled, shows the run's name, its `train_cost` chart and its `test_accuracy`, and the
-  runs table shows the run's two datasets.
+  runs table shows the run's two datasets. Its Models tab lists the logged model of each
+  run of a sweep, and the registry version of the best.
 - The `dvc plots show` page, written outside the repository, renders its plots with the
   network cut off: its template (vendor/vega/dvc-plots.html, set in .dvc/config) has the
   vendored vega scripts inlined.
@@ -11,9 +12,9 @@
   scikit-learn peers, their test accuracies in one row.
 
 The tests save screenshots (mlflow-run.png, mlflow-runs.png, mlflow-peers.png,
-dvc-plots.png) to the folder named by DIGITS_NN_SCREENSHOTS, else to a temporary
-folder, so that running the suite leaves the working tree as it was. `make screenshots`
-points it at docs/img/.
+mlflow-models.png, dvc-plots.png) to the folder named by DIGITS_NN_SCREENSHOTS, else to a
+temporary folder, so that running the suite leaves the working tree as it was.
+`make screenshots` points it at docs/img/.
 Playwright only drives the browser here: `playwright install` is never needed.
 """
 
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import dvc, mlflow_runs
+from helpers import dvc, mlflow_runs, run_app
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 LAUNCH_ARGS = [
@@ -93,10 +94,10 @@ def browser() -> Iterator[object]:
 # --- the MLflow dashboard ----------------------------------------------------------------
 
 
-def dashboard_page(browser, url: str):
+def dashboard_page(browser, url: str, viewport: dict[str, int] = VIEWPORT):
     """A page that may reach the MLflow server at ``url`` only; (page, requests)."""
     requests = Requests(url)
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=viewport)
     # Cosmetic only: keep MLflow's assistant panel closed so it does not cover the page.
     context.add_init_script(
         "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
@@ -168,6 +169,47 @@ def test_mlflow_run_page_shows_name_cost_chart_and_accuracy(
     page.wait_for_timeout(500)
     page.screenshot(path=screenshot_path("mlflow-runs.png", tmp_path))
 
+    assert requests.blocked == [], f"the dashboard tried to leave 127.0.0.1: {requests.blocked}"
+    context.close()
+
+
+def test_mlflow_models_tab_lists_each_runs_logged_model_and_its_registry_version(
+    clone: Path, mlflow_server, browser, tmp_path: Path
+) -> None:
+    """MLflow 3's Models tab: one logged model per child run of a validated
+    sweep, each beside the run it came from and its figures on the run's datasets, and
+    the best one beside its registry version."""
+    run_app(
+        clone,
+        "-m",
+        "train.validation_size=0.2",
+        "train.alpha=0.5,2.0",
+        "train.iterations=40",
+        "hydra.sweep.dir=multirun/models",
+    )
+    client, runs = mlflow_runs(clone)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    experiment_id = children[0].info.experiment_id
+    models = client.search_logged_models([experiment_id])
+    assert len(models) == len(children) == 2
+    version = client.get_model_version_by_alias("digits-nn", "challenger")
+    best = client.get_run(version.run_id).info.run_name
+
+    url = mlflow_server(f"sqlite:///{clone / 'mlflow.db'}", clone)
+    page, requests = dashboard_page(browser, url, {"width": 2000, "height": 700})
+    context = page.context
+    page.goto(f"{url}/#/experiments/{experiment_id}/models?workflowType=machine_learning")
+    for child in children:  # the Source run column names each run
+        page.get_by_text(child.info.run_name, exact=True).first.wait_for()
+    assert page.get_by_text("Ready", exact=True).count() == len(models)
+    row = page.locator("[role=row]").filter(has_text=best)
+    assert row.count() >= 1 and "digits-nn" in row.first.inner_text()
+    assert f"v{version.version}" in row.first.inner_text()
+    headers = " ".join(page.locator("[role=columnheader]").all_inner_texts())
+    for name in ("test_accuracy", "train_accuracy", "digits-test", "digits-train"):
+        assert name in headers, headers
+    page.wait_for_timeout(500)
+    page.screenshot(path=screenshot_path("mlflow-models.png", tmp_path))
     assert requests.blocked == [], f"the dashboard tried to leave 127.0.0.1: {requests.blocked}"
     context.close()
 

@@ -34,6 +34,7 @@ def raw_test_pixels(repo: Path):
 
 
 def test_logged_model_predicts_what_the_pipeline_evaluated(reproduced: Path, tmp_path) -> None:
+    import mlflow.artifacts
     import mlflow.pyfunc
 
     client, runs = mlflow_runs(reproduced)
@@ -49,9 +50,12 @@ def test_logged_model_predicts_what_the_pipeline_evaluated(reproduced: Path, tmp
     expected = np.loadtxt(reproduced / "reports/predictions.csv", delimiter=",", skiprows=1)
     predicted = np.asarray(model.predict(frame))
     assert np.array_equal(predicted, expected[:, 1])
-    # Loading ran the model's code, not a pickle: no pickle file travels with it.
-    files = {a.path for a in client.list_artifacts(run_id, "model/artifacts")}
-    assert files == {"model/artifacts/model.npz", "model/artifacts/scaling.npz"}
+    # Loading ran the model's code, not a pickle: no pickle file travels with it. The
+    # files are the run's logged model's (MLflow 3), which runs:/<run_id>/model lists.
+    listed = mlflow.artifacts.list_artifacts(f"{uri}/artifacts")
+    assert {a.path for a in listed} == {"model/artifacts/model.npz", "model/artifacts/scaling.npz"}
+    [logged] = client.search_logged_models([runs[0].info.experiment_id])
+    assert logged.source_run_id == run_id and model.metadata.model_id == logged.model_id
 
     # The command-line route a user would take.
     frame.to_csv(tmp_path / "digits.csv", index=False)
@@ -80,7 +84,7 @@ def logged_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.nda
     from digits_nn.pipeline.prepared import prepare
     from digits_nn.tracking.models import log_model
     from digits_nn.tracking.runs import run as tracked_run
-    from digits_nn.tracking.store import open_store
+    from digits_nn.tracking.store import as_global, open_store
 
     root = tmp_path_factory.mktemp("logged")
     cfg = parse(
@@ -98,11 +102,12 @@ def logged_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.nda
     with tracked_run(store) as logged:
         log_model(logged, root / "model.npz", scaled.mean, scaled.scale)
     run_id = logged.run_id
-    model_dir = Path(
-        mlflow.artifacts.download_artifacts(
-            f"runs:/{run_id}/model", dst_path=str(root / "download"), tracking_uri=store.uri
+    with as_global(store):  # MLflow resolves the run's logged model in the global store
+        model_dir = Path(
+            mlflow.artifacts.download_artifacts(
+                f"runs:/{run_id}/model", dst_path=str(root / "download")
+            )
         )
-    )
     pixels = np.rint(raw_pixels(data.split.X_test, scaled))  # the 0..16 a user has
     expected = predict(result.network, (pixels - scaled.mean) / scaled.scale)
     return model_dir, pixels, expected.tolist()

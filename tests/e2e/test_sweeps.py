@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from helpers import dvc, free_port, interrupt_sweep, mlflow_runs, project_env, run, run_app
+from helpers import (
+    dvc,
+    free_port,
+    interrupt_sweep,
+    mlflow_runs,
+    project_env,
+    run,
+    run_app,
+    served_digits,
+)
 
 SUMMARY_FILES = {
     "sweep_summary.csv",
@@ -58,8 +67,41 @@ def test_joblib_multirun_logs_one_parent_four_children_and_a_summary(
     assert len(summary) == 4
     accuracies = [float(row["test_accuracy"]) for row in summary]
     assert accuracies == sorted(accuracies, reverse=True)
+    # One MLflow 3 logged model per child run (issue 23).
+    models = client.search_logged_models([parent.info.experiment_id])
+    assert sorted(m.source_run_id for m in models) == sorted(c.info.run_id for c in children)
+    # The pictures: the best child's only (tracking.pictures=best), drawn at the sweep's end.
+    assert pictured(client, children, sweep_dir) == {summary[0]["job"]}
     expected = sorted(c.data.metrics["test_accuracy"] for c in children)
     assert sorted(accuracies) == pytest.approx(expected, abs=1e-12)
+
+
+def pictured(client, children, sweep_dir: Path) -> set[str]:
+    """The jobs whose run logged pictures; each has them in its folder too."""
+    logged = {
+        c.data.tags["sweep_job"]
+        for c in children
+        if len(client.list_artifacts(c.info.run_id, "plots")) == 4
+    }
+    drawn = {p.parents[2].name for p in sweep_dir.glob("*/reports/plots/cost.png")}
+    assert logged == drawn
+    return logged
+
+
+def test_with_tracking_pictures_all_every_child_run_draws_its_pictures(clone: Path) -> None:
+    run_app(
+        clone,
+        "-m",
+        "train.alpha=0.25,1.0",
+        "train.iterations=30",
+        "tracking.pictures=all",
+        "hydra.sweep.dir=multirun/pictures",
+    )
+    client, runs = mlflow_runs(clone)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert pictured(client, children, clone / "multirun/pictures") == {
+        c.data.tags["sweep_job"] for c in children
+    }
 
 
 def test_a_failing_job_is_isolated_recorded_and_named(clone: Path) -> None:
@@ -335,7 +377,6 @@ SERVE += ["--env-manager", "local"]
 
 
 def test_a_validated_sweep_registers_and_serves_its_best_model(clone: Path) -> None:
-    import urllib.request
 
     import mlflow
     import numpy as np
@@ -358,6 +399,15 @@ def test_a_validated_sweep_registers_and_serves_its_best_model(clone: Path) -> N
     assert version.tags["validation_accuracy"] == f"{float(best['validation_accuracy']):.6f}"
     assert version.tags["param.train.alpha"] == best["train.alpha"] and version.tags["data_md5"]
     assert client.get_run(version.run_id).data.tags["sweep_job"] == best["job"]
+    # One MLflow 3 logged model per trained run; the version is the best run's.
+    experiment = client.get_experiment_by_name("digits-nn").experiment_id
+    models = client.search_logged_models([experiment])
+    children = [
+        r for r in client.search_runs([experiment]) if r.data.tags.get("mlflow.parentRunId")
+    ]
+    assert sorted(m.source_run_id for m in models) == sorted(r.info.run_id for r in children)
+    [chosen] = [m for m in models if m.source_run_id == version.run_id]
+    assert version.source == f"models:/{chosen.model_id}"
 
     digits = steps.load_digits()
     split = steps.split(digits.X, digits.y, 0.4, 0)  # the raw 0..16 pixels of the run's split
@@ -379,29 +429,7 @@ def test_a_validated_sweep_registers_and_serves_its_best_model(clone: Path) -> N
         stderr=subprocess.DEVNULL,
     )
     try:
-        body = json.dumps(
-            {
-                "dataframe_split": {
-                    "columns": list(PIXEL_COLUMNS),
-                    "data": split.X_test[:20].tolist(),
-                }
-            }
-        ).encode()
-        deadline, answer = time.monotonic() + 120, None
-        while answer is None and time.monotonic() < deadline:
-            assert server.poll() is None, "mlflow models serve exited"
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/invocations",
-                data=body,
-                headers={"Content-Type": "application/json"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    answer = json.loads(response.read())
-            except OSError:
-                time.sleep(1)
-        assert answer is not None, "mlflow models serve did not answer within 120 s"
-        served = [row["digit"] if isinstance(row, dict) else row for row in answer["predictions"]]
+        served = served_digits(server, port, list(PIXEL_COLUMNS), split.X_test[:20].tolist())
         assert served == predicted[:20].tolist()
     finally:
         server.terminate()

@@ -193,6 +193,13 @@ def test_flatten_gives_dotted_keys():
     assert set(flat) == expected - unset
 
 
+def test_unflatten_gives_back_the_config_a_runs_params_came_from():
+    cfg = config.parse(
+        {"model": {"hidden_sizes": [100, 50]}, "train": {"optimizer": "momentum"}, "seed": 3}
+    )
+    assert config.parse(config.unflatten(config.flatten(cfg))) == cfg
+
+
 # ---- every refusal, word for word (mutation testing, docs/mutation.md) -------------
 
 # The smallest and largest values each key allows: every bound is inclusive or exclusive
@@ -251,6 +258,7 @@ MESSAGES = [
     ({"train": {"patience": 3}}, "train.patience=3 is not allowed: null unless train.validation_size > 0 (early stopping needs validation rows)."),
     ({"tracking": {"accuracy_every": -1}}, "tracking.accuracy_every=-1 is not allowed: a whole number >= 0."),
     ({"tracking": {"experiment": ""}}, "tracking.experiment='' is not allowed: a non-empty name."),
+    ({"tracking": {"pictures": "some"}}, "tracking.pictures='some' is not allowed: one of best, all."),
     # Unknown keys and wrong types, as OmegaConf reports them, reworded.
     ({"data": {"foo": 1}}, "data.foo: unknown key in 'data'. Allowed keys: test_size, scaler_rows, folds, fold, repeat, scaling, augment."),
     # Which rows the scaler sees, the folds and the peer.

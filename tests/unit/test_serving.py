@@ -16,7 +16,7 @@ from digits_nn.core.network import initialise
 from digits_nn.data import steps
 from digits_nn.data.digits import N_PIXELS, PIXEL_COLUMNS
 from digits_nn.data.model_file import write_model
-from digits_nn.tracking.models import log_model
+from digits_nn.tracking.models import log_model, model_of
 from digits_nn.tracking.runs import run
 from helpers import saved_model
 
@@ -112,13 +112,16 @@ def test_an_out_of_range_pixel_is_named_with_its_row_and_column(served) -> None:
 
 def logged_and_loaded(store, folder: Path, model, scaled: steps.Scaled):
     """``model`` logged by the pipeline's own log_model, then loaded as MLflow serves it."""
+    import mlflow.artifacts
     import mlflow.pyfunc
 
     model_file = folder / "model.npz"
     write_model(model_file, model)
     with run(store, name="served") as logged:
         log_model(logged, model_file, scaled.mean, scaled.scale)
-    local = store.client.download_artifacts(logged.run_id, "model", str(folder))
+    # The run's logged model: its files are the logged model's, not the run's.
+    model = store.client.get_logged_model(model_of(logged))
+    local = mlflow.artifacts.download_artifacts(model.artifact_location, dst_path=str(folder))
     return mlflow.pyfunc.load_model(local)
 
 

@@ -41,13 +41,14 @@ TrainStep = Callable[[RunContext, PreparedData], TrainingResult]
 @dataclass(frozen=True)
 class RunPlace:
     """Where one run goes: its folder, the overrides that made its config (tagged), tags
-    that place it among other runs (a sweep job's parent run and key), and whether a
-    person watches its progress."""
+    that place it among other runs (a sweep job's parent run and key), whether a person
+    watches its progress, and whether it draws its pictures."""
 
     output_dir: Path
     overrides: list[str]
     tags: dict[str, str] = field(default_factory=dict)
     progress: bool = False
+    pictures: bool = True
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def run(cfg: Config, place: RunPlace, train: TrainStep = train_and_record) -> Ou
         tags |= peers.tags(cfg.peer)
     with new_run(store, cfg, run_data, tags) as logged:
         outputs = cfg.paths.under(place.output_dir)
-        ctx = RunContext(cfg, logged, outputs, params_file, place.progress)
+        ctx = RunContext(cfg, logged, outputs, params_file, place.progress, place.pictures)
         if cfg.peer is not None:
             scored, validation = peer_and_record(ctx, data)
             return Outcome(cfg, scored.test_accuracy, validation, logged.run_id, np.empty(0))

@@ -34,9 +34,26 @@ def save_evaluation(
 ) -> list[Path]:
     """metrics.json, platform.json, per-class report, test predictions and the PNGs;
     returns the paths."""
+    return [
+        *save_network_reports(paths, evaluation, result, data),
+        *save_pictures(paths, evaluation, result, data),
+    ]
+
+
+def save_network_reports(
+    paths: PathsConfig, evaluation: Evaluation, result: TrainingResult, data: PreparedData
+) -> list[Path]:
+    """A network's metrics.json (validation figures included), platform.json, per-class
+    report and test predictions; returns the paths."""
     files = save_reports(paths, evaluation, data, metrics_file(evaluation, result))
     write_json(paths.platform, numeric_platform.recorded(numeric_platform.describe()))
-    files.append(Path(paths.platform))
+    return [*files, Path(paths.platform)]
+
+
+def save_pictures(
+    paths: PathsConfig, evaluation: Evaluation, result: TrainingResult, data: PreparedData
+) -> list[Path]:
+    """The four PNGs of a run (``PICTURES``) in ``paths.plots``; returns the paths."""
     plot_dir = Path(paths.plots)
     pictures = {name: plot_dir / f"{name}.png" for name in PICTURES}
     plots.save_cost_curve(pictures["cost"], result.cost_curve, result.classic_cost_curve)
@@ -52,7 +69,7 @@ def save_evaluation(
     # An ensemble's picture is its first member's.
     first = networks(result.network)[0]
     plots.save_first_layer_weights(pictures["weights"], first.weights[0])
-    return [*files, *pictures.values()]
+    return list(pictures.values())
 
 
 def save_reports(

@@ -17,7 +17,7 @@ from digits_nn.core.training import TrainingResult
 from digits_nn.data.steps import Scaled, Split
 from digits_nn.pipeline import numeric_platform, peers, provenance
 from digits_nn.tracking import runs
-from digits_nn.tracking.models import log_model
+from digits_nn.tracking.models import log_model, model_of
 from digits_nn.tracking.runs import RunLog
 from digits_nn.tracking.store import Store, project_root
 
@@ -92,33 +92,65 @@ def record_config(run: RunLog, cfg: Config, params_file: Path | None) -> None:
         run.files([params_file])
 
 
-def record_cost(run: RunLog, cost: np.ndarray, classic_cost: np.ndarray) -> None:
+def record_cost(
+    run: RunLog, cost: np.ndarray, classic_cost: np.ndarray, model_id: str | None = None
+) -> None:
     """The minimised cost as a full history; the classic figure as its final value (its
     full curve is in cost.csv, and a second history would double the logging)."""
     run.history("train_cost", cost)
     if len(classic_cost):
-        run.metrics({"final_classic_cost": float(classic_cost[-1])})
+        run.metrics({"final_classic_cost": float(classic_cost[-1])}, model_id=model_id)
 
 
 def record_training(
-    run: RunLog, result: TrainingResult, accuracy_curve: Mapping[int, float], files: list[Path]
+    run: RunLog,
+    result: TrainingResult,
+    accuracy_curve: Mapping[int, float],
+    files: list[Path],
+    model_id: str | None = None,
 ) -> None:
     """What training produced: its curves and figures, the model's md5 and its files
-    (the model file first). The MLflow model is :func:`record_model`'s."""
-    record_cost(run, result.cost_curve, result.classic_cost_curve)
+    (the model file first). The MLflow model is :func:`record_model`'s; its figures are
+    linked to it (``model_id``)."""
+    record_cost(run, result.cost_curve, result.classic_cost_curve, model_id)
     run.history("validation_cost", result.validation_cost_curve)
     run.history("test_accuracy_curve", accuracy_curve)
+    figures: dict[str, float] = {}
     if result.best_iteration is not None:
-        run.metrics({"best_iteration": result.best_iteration})
+        figures["best_iteration"] = result.best_iteration
     if result.validation_accuracy is not None:
-        run.metrics({"validation_accuracy": result.validation_accuracy})
+        figures["validation_accuracy"] = result.validation_accuracy
+    if figures:
+        run.metrics(figures, model_id=model_id)
     run.tag("model_md5", provenance.md5(files[0]))
     run.files(files)
 
 
-def record_model(run: RunLog, model_file: Path, scaling: Scaled) -> None:
-    """The network as the run's MLflow model, with the scaling its inputs need."""
-    log_model(run, model_file, scaling.mean, scaling.scale)
+def record_model(run: RunLog, cfg: Config, model_file: Path, scaling: Scaled) -> str | None:
+    """The network as the run's MLflow logged model, with the scaling its inputs need
+    and the run's configuration as its params; returns its id."""
+    return log_model(run, model_file, scaling.mean, scaling.scale, config.flatten(cfg))
+
+
+# The rows each final figure is measured on: the run's dataset inputs (RunLog.datasets).
+EVALUATED_ON = {
+    "test_accuracy": "digits-test",
+    "train_accuracy": "digits-train",
+    "final_cost": "digits-train",
+}
+
+
+def record_evaluation(run: RunLog, figures: Mapping[str, float], split: Split) -> None:
+    """The final figures of an evaluation, each linked to the run's logged model and to
+    the dataset input it was measured on (named by the split's md5, as
+    :meth:`RunLog.datasets` names it), so that the experiment's Models tab shows them."""
+    if not run.enabled:
+        return
+    model_id = model_of(run)
+    digest = provenance.split_md5(split)
+    for dataset in sorted({EVALUATED_ON.get(key, "") for key in figures}):
+        group = {k: v for k, v in figures.items() if EVALUATED_ON.get(k, "") == dataset}
+        run.metrics(group, model_id=model_id, dataset=(dataset, digest) if dataset else None)
 
 
 def run_name(config: Config) -> str:

@@ -42,13 +42,15 @@ PROGRESS_EVERY = 50
 @dataclass(frozen=True)
 class RunContext:
     """One run of the pipeline: its config, the MLflow run it logs to, where it writes
-    its outputs, the params file it was given, and whether to show progress."""
+    its outputs, the params file it was given, whether to show progress, and whether to
+    draw its pictures (a sweep draws only its best run's, at its end)."""
 
     cfg: Config
     run: RunLog
     outputs: PathsConfig
     params_file: Path | None = None
     progress: bool = False
+    pictures: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,8 @@ def record_training(
 ) -> None:
     """Write the model and cost curve of a trained network, and log them."""
     files = outputs.save_training(ctx.outputs, result)
-    recording.record_training(ctx.run, result, accuracy_curve, files)
-    recording.record_model(ctx.run, Path(ctx.outputs.model), data.scaled)
+    model_id = recording.record_model(ctx.run, ctx.cfg, Path(ctx.outputs.model), data.scaled)
+    recording.record_training(ctx.run, result, accuracy_curve, files, model_id)
 
 
 def evaluate_and_record(ctx: RunContext, result: TrainingResult, data: PreparedData) -> Evaluation:
@@ -124,12 +126,12 @@ def evaluate_and_record(ctx: RunContext, result: TrainingResult, data: PreparedD
 
     The train accuracy is measured on the rows trained on (without validation rows)."""
     cfg = ctx.cfg
-    fitted = without_validation(data.split, cfg.train.validation_size, cfg.seed)
-    evaluation = evaluate(result.network, fitted)
-    files = outputs.save_evaluation(ctx.outputs, evaluation, result, data)
-    ctx.run.metrics(outputs.metrics(evaluation, result))
-    ctx.run.files([f for f in files if f.suffix != ".png"])
-    ctx.run.files([f for f in files if f.suffix == ".png"], folder="plots")
+    evaluation = evaluate_trained(cfg, result, data)
+    files = outputs.save_network_reports(ctx.outputs, evaluation, result, data)
+    recording.record_evaluation(ctx.run, outputs.metrics(evaluation, result), data.split)
+    ctx.run.files(files)
+    if ctx.pictures:
+        record_pictures(ctx, evaluation, result, data)
     log.info(
         "test accuracy %.4f, train accuracy %.4f, final cost %.4f",
         evaluation.test_accuracy,
@@ -219,6 +221,19 @@ def refuse_peer(cfg: Config) -> None:
             f"peer={cfg.peer!r} is not allowed in the DVC pipeline: null (the network). Train"
             f" a peer with `python pipelines/run.py peer={cfg.peer}` or `sweep=peers`."
         )
+
+
+def evaluate_trained(cfg: Config, result: TrainingResult, data: PreparedData) -> Evaluation:
+    """The evaluation of a trained network; its train accuracy on the rows it fitted."""
+    fitted = without_validation(data.split, cfg.train.validation_size, cfg.seed)
+    return evaluate(result.network, fitted)
+
+
+def record_pictures(
+    ctx: RunContext, evaluation: Evaluation, result: TrainingResult, data: PreparedData
+) -> None:
+    """Draw the run's four pictures into its outputs and log them under ``plots/``."""
+    ctx.run.files(outputs.save_pictures(ctx.outputs, evaluation, result, data), folder="plots")
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from digits_nn import config
 from digits_nn.data.files import write_json
 from digits_nn.errors import DigitsNNError
 from digits_nn.pipeline import plots
-from digits_nn.sweeps import registry, summary, workers
+from digits_nn.sweeps import pictures, registry, summary, workers
 from digits_nn.sweeps.protocol import PARENT_RUN_ENV, SWEEP_JOB_TAG
 from digits_nn.sweeps.records import sweep_records
 from digits_nn.tracking.runs import RunLog
@@ -76,6 +76,8 @@ class SweepCallback(Callback):
         failed = [r for r in rows if r["status"] != "FINISHED"]
         if failed:  # first: the tracking server may be the reason, and gone
             log.error("%s", summary.failure_line(failed))
+        if rows and rows[0]["status"] == "FINISHED":
+            self.draw_best_pictures(config, rows[0])
         # Hydra turns a callback's exception into a warning and exits 0: the exit status
         # must not depend on the tracking server, which may be why jobs failed.
         try:
@@ -110,6 +112,19 @@ class SweepCallback(Callback):
                 log.info("  #%s %s  %s=%s", row["rank"], row["job"], metric, row.get(metric))
             if failed:
                 sys.exit(1)
+
+    def draw_best_pictures(self, config: DictConfig, best: dict[str, Any]) -> None:
+        """The best run's pictures, unless every child run drew its own
+        (``tracking.pictures``); a failure to draw them is a warning, not the sweep's."""
+        if _task_config(config).tracking.pictures != "best":
+            return
+        try:
+            drawn = pictures.draw_best(Path(config.hydra.sweep.dir), best, self.store)
+        except Exception as error:
+            log.warning("the best run's pictures were not drawn: %s", error)
+        else:
+            if drawn:
+                log.info("the best run's pictures: %s", drawn[0].parent)
 
     def close_interrupted(self) -> None:
         """The sweep ended before on_multirun_end (Ctrl-C, SIGTERM, a crash): close the

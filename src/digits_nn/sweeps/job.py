@@ -172,7 +172,11 @@ def _run_in_sweep(
     its failure is its record, not an exception."""
     try:
         cfg = _parse(job, parent_run_id)
-        place = app.RunPlace(job.output_dir, job.overrides, _placement(job, parent_run_id))
+        # With tracking.pictures=best, the sweep draws its best run's pictures at its end.
+        pictures = cfg.tracking.pictures == "all"
+        place = app.RunPlace(
+            job.output_dir, job.overrides, _placement(job, parent_run_id), pictures=pictures
+        )
         outcome = app.run(cfg, place) if train is None else app.run(cfg, place, train)
     except DigitsNNError as error:
         log.error("job failed: %s", error)

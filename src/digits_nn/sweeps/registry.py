@@ -3,11 +3,16 @@ version of ``digits-nn``, aliased ``challenger``."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from digits_nn.tracking.store import Store
+from digits_nn.tracking.models import model_of
+from digits_nn.tracking.runs import RunLog
+from digits_nn.tracking.store import Store, as_global
 
 REGISTERED_MODEL, ALIAS = "digits-nn", "challenger"
+# The logged model's tag listing its registry versions (mlflow.utils.mlflow_tags).
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 
 
 def register_best(store: Store, best: dict[str, Any]) -> str:
@@ -27,12 +32,24 @@ def register_best(store: Store, best: dict[str, Any]) -> str:
         "test_accuracy": f"{best['test_accuracy']:.6f}",
         "validation_accuracy": f"{best['validation_accuracy']:.6f}",
     }
-    version = client.create_model_version(
-        REGISTERED_MODEL,
-        source=f"{run.info.artifact_uri}/model",
-        run_id=run.info.run_id,
-        tags=tags,
-        description=f"Best of a sweep by validation accuracy: {' '.join(best['overrides'])}",
-    ).version
+    # The version is the run's logged model (models:/<model_id>), as MLflow's own
+    # register_model makes it: loading it reads the model's files, and the model lists
+    # the version (its mlflow.modelVersions tag, which the Models tab shows).
+    model_id = model_of(RunLog(store, run.info.run_id))
+    source = f"models:/{model_id}" if model_id else f"{run.info.artifact_uri}/model"
+    with as_global(store):  # MLflow resolves a models:/ source in the global store
+        version = client.create_model_version(
+            REGISTERED_MODEL,
+            source=source,
+            run_id=run.info.run_id,
+            tags=tags,
+            description=f"Best of a sweep by validation accuracy: {' '.join(best['overrides'])}",
+            model_id=model_id,
+        ).version
+    if model_id:
+        listed = client.get_logged_model(model_id).tags.get(MODEL_VERSIONS_TAG)
+        entry = {"name": REGISTERED_MODEL, "version": str(version)}
+        versions = [*json.loads(listed or "[]"), entry]
+        client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(versions)})
     client.set_registered_model_alias(REGISTERED_MODEL, ALIAS, version)
     return str(version)

@@ -73,6 +73,24 @@ class RedactingClient:
         with _redacted_copy(Path(local_dir)) as path:
             self._client.log_artifacts(run_id, str(path), artifact_path)
 
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        source_run_id: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        for field in ("params", "tags"):
+            if kwargs.get(field):
+                kwargs[field] = {key: redact(str(v)) for key, v in kwargs[field].items()}
+        return self._client.create_logged_model(experiment_id, name, source_run_id, **kwargs)
+
+    def log_model_artifacts(
+        self, model_id: str, local_dir: str, artifact_path: str | None = None
+    ) -> None:
+        with _redacted_copy(Path(local_dir)) as path:
+            self._client.log_model_artifacts(model_id, str(path), artifact_path)
+
 
 @contextlib.contextmanager
 def _redacted_copy(path: Path) -> Iterator[Path]:

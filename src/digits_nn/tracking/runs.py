@@ -21,7 +21,7 @@ import numpy as np
 from digits_nn.data.steps import Split
 from digits_nn.errors import Terminated, TrackingError
 from digits_nn.tracking.redaction import redact
-from digits_nn.tracking.store import Store
+from digits_nn.tracking.store import Store, as_global
 
 log = logging.getLogger(__name__)
 
@@ -154,14 +154,25 @@ class RunLog:
         for start in range(0, len(items), 100):  # MLflow's per-call limit for params
             self._client.log_batch(self.run_id, params=items[start : start + 100])
 
-    def metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        """Values at one step (0: the run's final figures)."""
-        if not self.enabled:
+    def metrics(
+        self,
+        metrics: Mapping[str, float],
+        step: int = 0,
+        model_id: str | None = None,
+        dataset: tuple[str, str] | None = None,
+    ) -> None:
+        """Values at one step (0: the run's final figures), linked to the logged model
+        ``model_id`` and measured on ``dataset`` (a dataset input's name and digest)."""
+        if not self.enabled or not metrics:
             return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+        name, digest = dataset or (None, None)
+        batch = [
+            Metric(key, float(value), now, step, model_id, name, digest)
+            for key, value in metrics.items()
+        ]
         self._client.log_batch(self.run_id, metrics=batch)
 
     def history(self, key: str, values: np.ndarray | Mapping[int, float] | None) -> None:
@@ -248,3 +259,18 @@ def log_inputs_once_stored(client: Any, run_id: str, inputs: list[Any]) -> None:
         except MlflowException as error:
             if "unique" not in str(error).lower() or attempt == 2:
                 raise
+
+
+@contextlib.contextmanager
+def as_active(run: RunLog) -> Iterator[None]:
+    """``run`` as MLflow's active run, in its store made global, for the block: for
+    MLflow's fluent functions (``mlflow.models.evaluate``), which log only there. The
+    run stays RUNNING after: :func:`run` closes it, however the block ended."""
+    import mlflow
+
+    with as_global(run.store):  # type: ignore[arg-type]
+        mlflow.start_run(run_id=run.run_id)
+        try:
+            yield
+        finally:
+            mlflow.end_run(status="RUNNING")

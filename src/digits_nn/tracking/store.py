@@ -154,6 +154,25 @@ def open_store(config: TrackingConfig, root: Path | None = None) -> Store | None
     return Store(client, uri, experiment_id)  # type: ignore[arg-type]
 
 
+@contextlib.contextmanager
+def as_global(store: Store) -> Iterator[None]:
+    """``store`` as MLflow's process-wide tracking URI for the block, then as it was.
+
+    For the few MLflow calls that look only there: a ``models:/`` URI is resolved in the
+    global store (MLflow's own TODO in its SQL registry and models artifact repository),
+    and ``mlflow.models.evaluate`` logs through the fluent API. Everything else names its
+    store through the client.
+    """
+    import mlflow
+
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(store.uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
 def _sqlite_path(uri: str) -> Path | None:
     prefix = "sqlite:///"
     if not uri.startswith(prefix):

@@ -181,3 +181,56 @@ def test_a_runs_name_and_description_say_what_it_trains() -> None:
     assert recording.describe(best).endswith(
         "for 100 iterations, 8 affine copies of each training image, 5 members averaged, seed 0."
     )
+
+
+def test_each_run_logs_its_network_as_an_mlflow_3_logged_model_with_its_figures(
+    store: Store, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One READY logged model per run: created for the run by its id, recorded
+    as the run's output, carrying the run's params, and holding the run's final figures,
+    each on the dataset input it was measured on."""
+    import mlflow.pyfunc
+
+    from digits_nn.pipeline import app, provenance
+    from digits_nn.pipeline.prepared import prepare
+
+    cfg = parse({"train": {"iterations": 5}, "tracking": {"uri": store.uri}})
+    split_md5 = provenance.split_md5(prepare(cfg).split)
+    outcomes = [app.run(cfg, app.RunPlace(tmp_path / str(i), [])) for i in range(2)]
+    models = store.client.search_logged_models([store.experiment_id])
+    assert sorted(m.source_run_id for m in models) == sorted(o.run_id for o in outcomes)
+    for model in models:
+        run = store.client.get_run(model.source_run_id)
+        assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]
+        assert (model.name, str(model.status)) == ("model", "READY")
+        assert model.params == run.data.params
+        linked = {m.key: (m.value, m.dataset_name, m.dataset_digest) for m in model.metrics}
+        digest = run.data.tags["data_md5"]
+        assert digest == split_md5
+        assert linked["test_accuracy"] == (run.data.metrics["test_accuracy"], "digits-test", digest)
+        assert linked["train_accuracy"][1:] == ("digits-train", digest)
+        assert linked["final_classic_cost"][1:] == (None, None)
+        assert "train_cost" not in linked  # histories stay with the run
+    # runs:/<run_id>/model is the run's logged model (resolved in the store the
+    # environment names, as MLflow resolves every models:/ URI).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    loaded = mlflow.pyfunc.load_model(f"runs:/{outcomes[0].run_id}/model")
+    assert loaded.metadata.model_id in {m.model_id for m in models}
+    assert loaded.metadata.run_id == outcomes[0].run_id
+
+
+def test_a_model_that_cannot_be_stored_is_marked_failed_and_fails_the_run(
+    store: Store, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digits_nn.pipeline import app
+
+    def refuse(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(store.client._client), "log_model_artifacts", refuse)
+    cfg = parse({"train": {"iterations": 5}, "tracking": {"uri": store.uri}})
+    with pytest.raises(OSError, match="disk full"):
+        app.run(cfg, app.RunPlace(tmp_path, []))
+    [model] = store.client.search_logged_models([store.experiment_id])
+    assert str(model.status) == "FAILED"
+    assert store.client.get_run(model.source_run_id).info.status == "FAILED"

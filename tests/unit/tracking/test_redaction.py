@@ -37,3 +37,22 @@ def test_a_uri_with_credentials_reaches_no_param_tag_or_logged_file(tmp_path: Pa
     assert SECRET not in copy.read_text()
     assert "alice:***@127.0.0.1" in copy.read_text()
     assert SECRET in params_file.read_text()  # the user's own file is left as it was
+
+
+def test_credentials_in_the_tracking_uri_reach_no_param_of_the_logged_model(
+    tmp_path: Path, store
+) -> None:
+    """The logged model carries the run's params: redacted as the run's are."""
+    from digits_nn.data import steps
+    from helpers import saved_model
+
+    saved_model(tmp_path)  # writes tmp_path/model.npz
+    # The config refuses such a URI; set behind its back, the logged model still hides it.
+    cfg = parse({})
+    cfg.tracking.uri = URI
+    scaled = steps.standardise(steps.load_digits())
+    with new_run(store, cfg, tiny_run_data()) as run:
+        model_id = recording.record_model(run, cfg, tmp_path / "model.npz", scaled)
+    model = store.client.get_logged_model(model_id)
+    assert model.params["tracking.uri"] == "http://alice:***@127.0.0.1:5999"
+    assert SECRET not in str(model.params) + str(model.tags)
