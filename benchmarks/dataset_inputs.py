@@ -49,7 +49,7 @@ def main() -> None:
     def rest_of_the_logging(run: RunLog) -> None:
         recording.record_config(run, cfg, params_file)
         recording.record_training(run, result, accuracy_curve, model_files)
-        recording.record_model(run, Path(paths.model), data.scaled)
+        recording.record_model(run, cfg, Path(paths.model), data.scaled)
         run.metrics(outputs.metrics(evaluation, result))
         run.files([f for f in reports if f.suffix != ".png"])
         run.files([f for f in reports if f.suffix == ".png"], folder="plots")

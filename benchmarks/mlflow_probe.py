@@ -74,7 +74,7 @@ def main() -> None:
         timed("log: metrics", lambda: run.metrics(outputs.metrics(evaluation, result)))
         timed(
             "model: pyfunc model",
-            lambda: recording.record_model(run, Path(paths.model), data.scaled),
+            lambda: recording.record_model(run, cfg, Path(paths.model), data.scaled),
         )
         timed(
             "log: eval artifacts",

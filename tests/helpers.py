@@ -197,17 +197,27 @@ def datasets_of(run_) -> dict[tuple[str, str], object]:
     return found
 
 
-def search_runs(store_uri: str, filter_string: str = "") -> list:
-    """``mlflow.search_runs`` over the digits-nn experiment of ``store_uri``."""
+@contextmanager
+def global_tracking_uri(store_uri: str) -> Iterator[None]:
+    """MLflow's global tracking URI set to ``store_uri`` for the block only: set for good,
+    it would point every later test of the same worker at this store."""
     import mlflow
 
     mlflow.set_tracking_uri(store_uri)
     try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def search_runs(store_uri: str, filter_string: str = "") -> list:
+    """``mlflow.search_runs`` over the digits-nn experiment of ``store_uri``."""
+    import mlflow
+
+    with global_tracking_uri(store_uri):
         return mlflow.search_runs(
             experiment_names=["digits-nn"], filter_string=filter_string, output_format="list"
         )
-    finally:
-        mlflow.set_tracking_uri(None)
 
 
 def tiny_run_data():

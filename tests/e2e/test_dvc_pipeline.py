@@ -208,7 +208,7 @@ def test_evaluate_records_into_the_train_stages_run_whatever_ran_since(reproduce
     assert len(client.get_metric_history(newer.info.run_id, "test_accuracy")) == 1
     # Without the handover (say, train's outputs checked out from the cache): a run of
     # evaluate's own, and the log says why.
-    (reproduced / "models/.model.npz.run.json").unlink()
+    (reproduced / "models/.model.run.json").unlink()
     result = dvc("repro", "--force", "--single-item", "evaluate", cwd=reproduced)
     assert "evaluate records into a run of its own: the train stage handed over no run" in (
         result.stdout + result.stderr
@@ -217,7 +217,7 @@ def test_evaluate_records_into_the_train_stages_run_whatever_ran_since(reproduce
     assert len(client.get_metric_history(trained.info.run_id, "test_accuracy")) == 2
     assert (reproduced / "dvc.lock").read_text() == lock  # the run id is in no tracked file
     # The train stage's handover is where git ignores it.
-    run(["git", "check-ignore", "-q", "models/.model.npz.run.json"], cwd=reproduced)
+    run(["git", "check-ignore", "-q", "models/.model.run.json"], cwd=reproduced)
 
 
 # With validation rows, metrics.json holds the validation figures too, not only test and train.

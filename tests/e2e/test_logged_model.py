@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from digits_nn.data.digits import PIXEL_COLUMNS
-from helpers import free_port, mlflow_runs, project_env, run
+from helpers import free_port, global_tracking_uri, mlflow_runs, project_env, run
 
 
 def raw_test_pixels(repo: Path):
@@ -40,8 +40,9 @@ def test_logged_model_predicts_what_the_pipeline_evaluated(reproduced: Path, tmp
     client, runs = mlflow_runs(reproduced)
     run_id = runs[0].info.run_id
     uri = f"runs:/{run_id}/model"
-    mlflow.set_tracking_uri(f"sqlite:///{reproduced / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model(uri)
+    with global_tracking_uri(f"sqlite:///{reproduced / 'mlflow.db'}"):
+        model = mlflow.pyfunc.load_model(uri)
+        listed = mlflow.artifacts.list_artifacts(f"{uri}/artifacts")
     # 64 untyped inputs: MLflow would refuse int64 pixels for double columns; the model's
     # own code checks them (test_serving.py, and the scoring server below).
     assert len(model.metadata.get_input_schema().inputs) == 64
@@ -52,7 +53,6 @@ def test_logged_model_predicts_what_the_pipeline_evaluated(reproduced: Path, tmp
     assert np.array_equal(predicted, expected[:, 1])
     # Loading ran the model's code, not a pickle: no pickle file travels with it. The
     # files are the run's logged model's (MLflow 3), which runs:/<run_id>/model lists.
-    listed = mlflow.artifacts.list_artifacts(f"{uri}/artifacts")
     assert {a.path for a in listed} == {"model/artifacts/model.npz", "model/artifacts/scaling.npz"}
     [logged] = client.search_logged_models([runs[0].info.experiment_id])
     assert logged.source_run_id == run_id and model.metadata.model_id == logged.model_id

@@ -419,8 +419,15 @@ def test_sixteen_slurm_jobs_log_full_curves_to_the_server_and_no_secret_anywhere
         assert child.info.artifact_uri.startswith("mlflow-artifacts:"), child.info.artifact_uri
         curve = client.get_metric_history(child.info.run_id, "train_cost")
         assert sorted(m.step for m in curve) == list(range(1, CURVE + 1))
-    assert {a.path for a in client.list_artifacts(children[0].info.run_id)} >= {
-        "params.yaml", "model",
+    assert "params.yaml" in {a.path for a in client.list_artifacts(children[0].info.run_id)}
+    # The network is the run's MLflow 3 logged model, its files stored through the server.
+    [model] = client.search_logged_models(
+        [children[0].info.experiment_id],
+        filter_string=f"source_run_id = '{children[0].info.run_id}'",
+    )
+    assert model.artifact_location.startswith("mlflow-artifacts:"), model.artifact_location
+    assert {a.path for a in client.list_logged_model_artifacts(model.model_id)} >= {
+        "MLmodel", "artifacts",
     }  # fmt: skip
     # The password is in no param, tag, artifact, log line or sweep file.
     secret = stack.password

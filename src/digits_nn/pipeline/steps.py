@@ -145,7 +145,7 @@ def handover_file(paths: PathsConfig) -> Path:
     """Where the train stage names its run for the evaluate stage: beside the model, in
     no file DVC tracks (a run id is new every time, and dvc.lock must not change)."""
     model = Path(paths.model)
-    return model.with_name(f".{model.name}.run.json")
+    return model.with_name(f".{model.stem}.run.json")  # not .model.npz*: a temp file's name
 
 
 def hand_over(paths: PathsConfig, run: RunLog) -> None:

@@ -162,7 +162,7 @@ def test_the_evaluate_stage_records_into_the_run_the_train_stage_handed_over(
     )
     assert evaluated() not in (None, trained.run_id, own)
     assert f"the train stage's run {'0' * 32} is not in {store.uri}" in caplog.text
-    assert steps.handover_file(paths).name == ".model.npz.run.json"  # git-ignored with models/
+    assert steps.handover_file(paths).name == ".model.run.json"  # git-ignored with models/
 
 
 def test_a_tracked_training_logs_its_test_accuracy_every_accuracy_every_iterations(
