@@ -92,7 +92,9 @@ def probe(iterations: int, runs: int) -> list[dict[str, float]]:
     trained = {}
     fit = steps.fit
 
-    def fit_once(cfg: config.Config, data: PreparedData, watch: Watch = UNWATCHED):
+    def fit_once(
+        cfg: config.Config, data: PreparedData, watch: Watch = UNWATCHED, start: None = None
+    ):
         if "result" not in trained:
             trained["result"] = fit(cfg, data)
         result = copy.deepcopy(trained["result"])
