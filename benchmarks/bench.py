@@ -242,6 +242,7 @@ def main() -> None:
             sections.append(ALONE["i"](args.quick)[0])
         print("v: accuracy over 10 splits against the peers", flush=True)
         text, found["accuracy"] = accuracy.section_accuracy(args.quick)
+        sections.append(text)
         print("p: a platform-independent exp", flush=True)
         text, found["platform"] = platform_bench.section_platform(args.quick)
         sections.append(text)

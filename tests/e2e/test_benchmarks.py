@@ -22,7 +22,7 @@ def test_benchmark_suite_writes_every_section_and_the_scaling_plot(tmp_path):
     )
     text = out.read_text()
     for heading in ("## The targets of issue 5", "### a.", "### b.", "### c.", "### d.",
-                    "### e.", "### f.", "### g.", "### v."):  # fmt: skip
+                    "### e.", "### f.", "### g.", "### v.", "### p."):  # fmt: skip
         assert heading in text
     for row in ("| float64 | sklearn |", "| float64 | per-sample |", "| train |",
                 "dvc repro --force / run.py", "| joblib, 2 workers |",
