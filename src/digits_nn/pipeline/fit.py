@@ -96,13 +96,7 @@ def fit_member(
             raise ValueError("the classic kernel does not go on from a state")
         return kernel.gradient_descent(initial_network(cfg, seed), X, Y, options, watch)
     state = start or trainer.fresh(initial_network(cfg, seed), options)
-    if held is None:
-        return trainer.resume(state, trainer.Rows(X, Y), options, watch=watch)
-    validation = trainer.Rows(
-        data.split.X_train[held].astype(dtype, copy=False),
-        data.onehot.Y_train[held].astype(dtype, copy=False),
-    )
-    return trainer.resume(state, trainer.Rows(X, Y), options, validation, watch)
+    return trainer.resume(state, trainer.Rows(X, Y), options, validation_set(cfg, data), watch)
 
 
 def training_rows(
