@@ -99,7 +99,7 @@ def sweep_root(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     monkeypatch.chdir(store_root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store_root / 'mlflow.db'}")
-    monkeypatch.setattr(app, "run", lambda cfg, place, train=None: quick_outcome(cfg, place))
+    monkeypatch.setattr(app, "run", lambda cfg, place, *_, **__: quick_outcome(cfg, place))
     return store_root
 
 

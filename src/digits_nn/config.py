@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
@@ -117,6 +118,7 @@ class TrackingConfig:
     uri: Optional[str] = None  # noqa: UP045
     experiment: str = "digits-nn"
     accuracy_every: int = 100
+    curve_every: int = 1
     pictures: str = "best"
 
 
@@ -206,7 +208,12 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:
 
 def to_dict(config: Config) -> dict[str, Any]:
     """The config as plain nested dicts, in the schema's key order."""
-    return OmegaConf.to_container(OmegaConf.structured(config))  # type: ignore[return-value]
+    return asdict(config)
+
+
+def to_yaml(config: Config) -> str:
+    """The config as YAML, in the schema's key order (a run's ``params.yaml``)."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)
 
 
 def flatten(config: Config) -> dict[str, Any]:
@@ -333,6 +340,8 @@ def _range_errors(config: Config) -> Iterator[str]:
         )
     if config.tracking.accuracy_every < 0:
         yield bad("tracking.accuracy_every", config.tracking.accuracy_every, "a whole number >= 0")
+    if config.tracking.curve_every < 1:
+        yield bad("tracking.curve_every", config.tracking.curve_every, "a whole number >= 1")
     if not config.tracking.experiment.strip():
         yield bad("tracking.experiment", config.tracking.experiment, "a non-empty name")
     if config.tracking.uri is not None and credentials.holds_credentials(config.tracking.uri):

@@ -257,6 +257,7 @@ MESSAGES = [
     ({"train": {"validation_size": 0.1, "patience": 0}}, "train.patience=0 is not allowed: null (never stop early) or a whole number >= 1."),
     ({"train": {"patience": 3}}, "train.patience=3 is not allowed: null unless train.validation_size > 0 (early stopping needs validation rows)."),
     ({"tracking": {"accuracy_every": -1}}, "tracking.accuracy_every=-1 is not allowed: a whole number >= 0."),
+    ({"tracking": {"curve_every": 0}}, "tracking.curve_every=0 is not allowed: a whole number >= 1."),
     ({"tracking": {"experiment": ""}}, "tracking.experiment='' is not allowed: a non-empty name."),
     ({"tracking": {"pictures": "some"}}, "tracking.pictures='some' is not allowed: one of best, all."),
     # Unknown keys and wrong types, as OmegaConf reports them, reworded.
@@ -347,6 +348,7 @@ def test_an_unknown_top_level_key_lists_the_groups() -> None:
         ({"train": {"patience": 5}}, "train.patience"),
         ({"train": {"validation_size": 0.1, "patience": 0}}, "train.patience"),
         ({"tracking": {"accuracy_every": -1}}, "tracking.accuracy_every"),
+        ({"tracking": {"curve_every": -3}}, "tracking.curve_every"),
     ],
 )
 def test_invalid_options_are_refused_naming_the_key(raw: dict, key: str) -> None:

@@ -68,12 +68,18 @@ class Outcome:
         return self.test_accuracy
 
 
-def run(cfg: Config, place: RunPlace, train: TrainStep = train_and_record) -> Outcome:
-    """Prepare the data, train, evaluate, and record it all as one MLflow run."""
+def run(
+    cfg: Config,
+    place: RunPlace,
+    train: TrainStep = train_and_record,
+    data: PreparedData | None = None,
+) -> Outcome:
+    """Prepare the data (unless ``data`` holds ``cfg``'s rows already), train, evaluate,
+    and record it all as one MLflow run."""
     store = open_store(cfg.tracking)
-    data = prepare(cfg)
+    data = prepare(cfg) if data is None else data
     params_file = place.output_dir / "params.yaml"
-    write_bytes(params_file, OmegaConf.to_yaml(config.to_dict(cfg)).encode())
+    write_bytes(params_file, config.to_yaml(cfg).encode())
     # Named after the DVC stages' split.npz, which holds these rows for the same seed and
     # test_size; the md5 (the datasets' digest) says whether it does.
     run_data = RunData(data.split, provenance.split_md5(data.split), cfg.paths.split)

@@ -60,7 +60,7 @@ COST_RTOL = 1e-6
 def describe() -> dict[str, str]:
     """This process's numeric platform: every field of :data:`KEY` and
     :data:`INFORMATIVE` that applies, as strings."""
-    from importlib import metadata
+    from digits_nn.pipeline.provenance import installed_version
 
     blas = numpy_blas()
     found = {
@@ -72,7 +72,7 @@ def describe() -> dict[str, str]:
         "blas": f"{blas.get('internal_api', '?')} {blas.get('version', '?')}",
         "blas_kernel": str(blas.get("architecture", "?")),
         "blas_threads": str(blas.get("num_threads", "?")),
-        "scikit-learn": metadata.version("scikit-learn"),
+        "scikit-learn": installed_version("scikit-learn"),
         "cpu": cpu_model(),
         "python": platform.python_version(),
     }

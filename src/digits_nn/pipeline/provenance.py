@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 from importlib import metadata
@@ -42,13 +43,18 @@ def git_state(root: Path) -> dict[str, str]:
 
 
 def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    return {name: installed_version(name) for name in PACKAGES}
+
+
+@functools.cache
+def installed_version(name: str) -> str:
+    """The installed version of the distribution ``name``, or "not installed". Read once per
+    process: every run of a sweep's worker asks, and reading the package metadata costs
+    milliseconds each time."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def blas_info() -> str:

@@ -17,6 +17,7 @@ not shared (:func:`can_share`); each budget trains apart.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -75,6 +76,13 @@ class SharedTraining:
         }
 
 
+def watch_every(budgets: list[int], accuracy_every: int) -> int:
+    """How often a shared training must show its network: every budget and every accuracy
+    checkpoint (0: none) is a multiple of this. Showing it copies the weights out of the
+    training's workspace, which at every iteration would cost more than the checks."""
+    return math.gcd(*budgets, accuracy_every)
+
+
 def train_to_largest(
     cfg: Config, data: PreparedData, budgets: list[int], track: bool
 ) -> SharedTraining:
@@ -96,7 +104,11 @@ def train_to_largest(
     shared = SharedTraining(largest, {}, accuracy, every)
     started = time.perf_counter()
     try:
-        full = fit(cfg, data, Watch(every=1, checkpoint=at_each_iteration))
+        watch = Watch(
+            every=watch_every([*smaller, largest], every if track else 0),
+            checkpoint=at_each_iteration,
+        )
+        full = fit(cfg, data, watch)
     except TrainingDiverged as error:
         full, shared.diverged = None, error
         cost, classic, validation = error.partial_cost, error.partial_classic_cost, None

@@ -102,7 +102,7 @@ def run_with_budgets(job: Job, smaller: list[int]) -> list[dict[str, Any]]:
         with open_dict(raw_member):
             OmegaConf.update(raw_member, BUDGET_KEY, budget)
         jobs.append(Job(raw_member, member, job.output_dir.parent / job_key(member)))
-    shared = _train_shared(jobs) if len(jobs) > 1 else None
+    shared, data = _train_shared(jobs) if len(jobs) > 1 else (None, None)
     train: app.TrainStep | None = None
     if shared is not None:
         train = lambda ctx, data: record_shared(ctx, data, shared)  # noqa: E731
@@ -112,8 +112,8 @@ def run_with_budgets(job: Job, smaller: list[int]) -> list[dict[str, Any]]:
         # a standalone run would have trained), then its own recording, not the others'.
         member.started = time.perf_counter()
         if shared is not None:
-            member.started -= shared.training_seconds(config.parse(member.raw).train.iterations)
-        record = _run_in_sweep(member, sweep_parent_run(), train)
+            member.started -= shared.training_seconds(int(member.raw.train.iterations))
+        record = _run_in_sweep(member, sweep_parent_run(), train, data)
         if shared is not None:
             record["shared_training"] = job.key
         write_json(member.output_dir / RECORD_FILE, record)
@@ -148,8 +148,12 @@ def sweep_parent_run() -> str | None:
     return os.environ.get(PARENT_RUN_ENV) or None
 
 
-def _train_shared(jobs: list[Job]) -> budgets.SharedTraining | None:
-    """One training for every budget of ``jobs`` (the largest first), if they can share."""
+def _train_shared(
+    jobs: list[Job],
+) -> tuple[budgets.SharedTraining, PreparedData] | tuple[None, None]:
+    """One training for every budget of ``jobs`` (the largest first), if they can share,
+    and the rows it trained on, which are every budget's (budgets differ only in
+    ``train.iterations``)."""
     try:
         cfg = config.parse(jobs[0].raw)
         wanted = [config.parse(job.raw).train.iterations for job in jobs]
@@ -157,19 +161,23 @@ def _train_shared(jobs: list[Job]) -> budgets.SharedTraining | None:
             log.info(
                 "budgets not shared: early stopping, a peer or an ensemble trains each budget apart"
             )
-            return None
+            return None, None
         data = prepare(cfg)
     except DigitsNNError:
-        return None  # each job reports its own refusal
+        return None, None  # each job reports its own refusal
     log.info("one training to %d iterations for the budgets %s", max(wanted), wanted)
-    return budgets.train_to_largest(cfg, data, wanted, cfg.tracking.enabled)
+    return budgets.train_to_largest(cfg, data, wanted, cfg.tracking.enabled), data
 
 
 def _run_in_sweep(
-    job: Job, parent_run_id: str | None, train: app.TrainStep | None
+    job: Job,
+    parent_run_id: str | None,
+    train: app.TrainStep | None,
+    data: PreparedData | None = None,
 ) -> dict[str, Any]:
-    """Run one configuration of a sweep, trained by ``train`` (None: the usual training);
-    its failure is its record, not an exception."""
+    """Run one configuration of a sweep, trained by ``train`` (None: the usual training)
+    on ``data`` (None: its rows, prepared here); its failure is its record, not an
+    exception."""
     try:
         cfg = _parse(job, parent_run_id)
         # With tracking.pictures=best, the sweep draws its best run's pictures at its end.
@@ -177,7 +185,9 @@ def _run_in_sweep(
         place = app.RunPlace(
             job.output_dir, job.overrides, _placement(job, parent_run_id), pictures=pictures
         )
-        outcome = app.run(cfg, place) if train is None else app.run(cfg, place, train)
+        outcome = (
+            app.run(cfg, place, data=data) if train is None else app.run(cfg, place, train, data)
+        )
     except DigitsNNError as error:
         log.error("job failed: %s", error)
         return job.record("FAILED", error=str(error))

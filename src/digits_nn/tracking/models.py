@@ -4,6 +4,7 @@ serving needs."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -116,8 +117,6 @@ def save_model(
     import and run the model, and serving needs only mlflow, numpy and pandas.
     ``described`` names the logged model the folder is saved for (its id and run).
     """
-    from importlib import metadata
-
     import mlflow.pyfunc
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -130,7 +129,7 @@ def save_model(
     # sees it), and serving.pixels_of refuses what is not a real number from 0 to 16.
     pixels = Schema([ColSpec(AnyType()) for _ in range(N_PIXELS)])
     signature = ModelSignature(inputs=pixels, outputs=Schema([ColSpec("long", "digit")]))
-    requirements = [f"{name}=={metadata.version(name)}" for name in SERVING_REQUIREMENTS]
+    requirements = serving_requirements()
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # MLflow suggests an input example, whose check would load and run the model.
         warnings.simplefilter("ignore", UserWarning)
@@ -148,6 +147,19 @@ def save_model(
             mlflow_model=described,
         )
     return target
+
+
+@functools.cache
+def _pinned(name: str) -> str:
+    from importlib import metadata
+
+    return f"{name}=={metadata.version(name)}"
+
+
+def serving_requirements() -> list[str]:
+    """``SERVING_REQUIREMENTS`` pinned to the installed versions, read once per process (a
+    sweep's worker logs a model per run)."""
+    return [_pinned(name) for name in SERVING_REQUIREMENTS]
 
 
 def served_package(folder: Path) -> Path:

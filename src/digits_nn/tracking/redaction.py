@@ -62,7 +62,7 @@ class RedactingClient:
 
         params = [Param(p.key, redact(str(p.value))) for p in params]
         tags = [RunTag(t.key, redact(str(t.value))) for t in tags]
-        # With synchronous=False, MLflow returns the operations to await: pass them on.
+        # MLflow's return value (the operations to await, when asynchronous) is passed on.
         return self._client.log_batch(run_id, metrics, params, tags, **kwargs)
 
     def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:

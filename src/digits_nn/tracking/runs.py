@@ -79,12 +79,12 @@ def run(
 
 
 def await_pending(store: Store) -> None:
-    """Wait for every asynchronous batch sent so far; any that failed fails the run."""
+    """Wait for every history batch sent so far; any that failed fails the run."""
     pending, store.pending = store.pending, []
     failures = []
-    for operations in pending:
+    for batch in pending:
         try:
-            operations.wait()
+            batch.result()
         except Exception as error:
             failures.append(str(error).strip().splitlines()[0][:300])
     if failures:
@@ -134,8 +134,8 @@ class RunLog:
     """What code logs to one run through: the store and the run's id.
 
     ``RunLog()`` is a run of a pipeline whose tracking is off: it logs nothing. Metric
-    histories go through MLflow's asynchronous logging, so the store inserts them while
-    the run goes on; :func:`run` awaits them before it closes the run.
+    histories are written by the store's own thread (:class:`Store`), so the store inserts
+    them while the run goes on; :func:`run` awaits them before it closes the run.
     """
 
     store: Store | None = None
@@ -176,22 +176,23 @@ class RunLog:
         self._client.log_batch(self.run_id, metrics=batch)
 
     def history(self, key: str, values: np.ndarray | Mapping[int, float] | None) -> None:
-        """A metric history: an array (steps 1..N) or a mapping of step to value.
+        """A metric history: an array (steps 1..N, logged at every ``curve_every``-th step
+        and the last, :func:`every_nth`) or a mapping of step to value, logged whole.
 
-        One ``log_batch`` call, sent asynchronously: the client sends it in batches of
-        at most 1000 metrics (the store's limit); one call per step would take tens of
-        seconds for a 3000-point curve.
+        One ``log_batch`` call, on the store's history thread: the client sends it in
+        batches of at most 1000 metrics (the store's limit); one call per step would take
+        tens of seconds for a 3000-point curve.
         """
         if not self.enabled or values is None or len(values) == 0:
             return
         from mlflow.entities import Metric
 
         if not isinstance(values, Mapping):
-            values = dict(enumerate(np.asarray(values).tolist(), start=1))
+            values = every_nth(np.asarray(values), self.store.curve_every)  # type: ignore[union-attr]
         now = int(time.time() * 1000)
         batch = [Metric(key, float(value), now, step) for step, value in values.items()]
-        operations = self._client.log_batch(self.run_id, metrics=batch, synchronous=False)
-        self.store.pending.append(operations)  # type: ignore[union-attr]
+        store: Store = self.store  # type: ignore[assignment]
+        store.pending.append(store.writer.submit(self._client.log_batch, self.run_id, batch))
 
     def files(self, paths: Iterable[str | Path], folder: str | None = None) -> None:
         if self.enabled:
@@ -240,6 +241,16 @@ class RunLog:
     @property
     def _client(self) -> Any:
         return self.store.client  # type: ignore[union-attr]
+
+
+def every_nth(curve: np.ndarray, n: int) -> dict[int, float]:
+    """A curve of iterations 1..len(curve) as {iteration: value}, at every ``n``-th
+    iteration and at the first and the last, so that a thinned curve still starts and
+    ends where the training did."""
+    values = curve.tolist()
+    last = len(values)
+    steps = sorted({1, *range(n, last + 1, n), last}) if last else []
+    return {step: values[step - 1] for step in steps}
 
 
 def log_inputs_once_stored(client: Any, run_id: str, inputs: list[Any]) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,6 @@ from digits_nn.tracking.redaction import RedactingClient, redact
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.utils.async_logging.run_operations import RunOperations
 
 # MLflow 3 may open a new experiment in its GenAI view; this tag asks for the classic
 # view of runs and metric charts.
@@ -49,11 +49,10 @@ def project_root() -> Path:
     return next((p for p in (cwd, *cwd.parents) if (p / ".dvc").is_dir()), cwd)
 
 
-# Loggers that speak once per attempt or per batch when a tracking server is gone. The
-# run's own error names the server once (await_pending, run); without this, a job whose
-# server stopped printed some 60 lines: a retry warning per request and attempt, and an
-# error per asynchronous batch of its curve.
-PER_ATTEMPT_LOGGERS = ("urllib3.connectionpool", "mlflow.utils.async_logging.async_logging_queue")
+# Loggers that speak once per request and attempt when a tracking server is gone: the
+# run's own error names the server once (await_pending, run), rather than a retry warning
+# per request.
+PER_ATTEMPT_LOGGERS = ("urllib3.connectionpool",)
 
 
 def limit_http_retries() -> None:
@@ -89,12 +88,35 @@ def resolve_uri(config: TrackingConfig, root: Path | None = None) -> str:
 
 @dataclass
 class Store:
+    """An open store: its client, URI and experiment, and the thread that writes metric
+    histories while the run goes on.
+
+    The histories are written by a thread of the store's own rather than by MLflow's
+    asynchronous logging: closing a run shuts MLflow's logging thread down, and that
+    thread notices only when its one-second wait for more batches ends, so every run
+    of a sweep sat idle for up to a second before it could close.
+    """
+
     client: MlflowClient
     uri: str
     experiment_id: str
-    # Metric batches sent with MLflow's asynchronous logging and not yet awaited; run()
-    # awaits them before it closes the run, however the run ends.
-    pending: list[RunOperations] = field(default_factory=list)
+    # The iterations a cost curve is logged at: every curve_every-th (tracking.curve_every).
+    curve_every: int = 1
+    # History batches sent to :attr:`writer` and not yet awaited; run() awaits them before
+    # it closes the run, however the run ends.
+    pending: list[Future[None]] = field(default_factory=list)
+    _writer: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+
+    @property
+    def writer(self) -> ThreadPoolExecutor:
+        """The history thread, started on first use: in the process that logs, never in
+        one that only ships the store to its jobs (a launcher pickles it)."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digits-nn-history")
+        return self._writer
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "pending": [], "_writer": None}
 
 
 def open_store(config: TrackingConfig, root: Path | None = None) -> Store | None:
@@ -151,7 +173,7 @@ def open_store(config: TrackingConfig, root: Path | None = None) -> Store | None
             " tracking.enabled=false."
         ) from None
     limit_http_retries()  # after the quick probe above: for the run's own calls
-    return Store(client, uri, experiment_id)  # type: ignore[arg-type]
+    return Store(client, uri, experiment_id, config.curve_every)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

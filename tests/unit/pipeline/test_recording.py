@@ -1,5 +1,5 @@
 """What a run records about itself, into a real SQLite MLflow store: its dataset inputs,
-its tags from the start, and its curves, which go through MLflow's asynchronous logging
+its tags from the start, and its curves, which the store writes on a thread of its own
 and still arrive whole however the run ends."""
 
 from __future__ import annotations
@@ -234,3 +234,56 @@ def test_a_model_that_cannot_be_stored_is_marked_failed_and_fails_the_run(
     [model] = store.client.search_logged_models([store.experiment_id])
     assert str(model.status) == "FAILED"
     assert store.client.get_run(model.source_run_id).info.status == "FAILED"
+
+
+def test_the_curves_are_written_by_the_stores_own_thread_not_mlflows_asynchronous_logging(
+    store: Store,
+) -> None:
+    """Closing a run shuts MLflow's asynchronous logging down, which waits for its thread's
+    one-second poll to end: every child run of a sweep sat idle for up to a second."""
+    import threading
+
+    with new_run(store, Config(), RUN_DATA) as run:
+        recording.record_cost(run, COST, np.sqrt(COST))
+        threads = {thread.name for thread in threading.enumerate()}
+    assert not any(name.startswith("MLflowAsyncLogging") for name in threads), threads
+    assert any(name.startswith("digits-nn-history") for name in threads), threads
+    assert np.array_equal(history(store, run.run_id, "train_cost"), COST)
+
+
+def test_a_store_asked_for_every_tenth_point_logs_the_first_the_tenths_and_the_last(
+    store: Store,
+) -> None:
+    from dataclasses import replace
+
+    thinned = replace(store, curve_every=10)
+    with new_run(thinned, Config(), RUN_DATA) as run:
+        recording.record_cost(run, COST[:2995], np.sqrt(COST[:2995]))
+        run.history("test_accuracy_curve", {7: 0.5, 13: 0.6})  # a mapping is logged whole
+    points = store.client.get_metric_history(run.run_id, "train_cost")
+    steps = sorted(p.step for p in points)
+    assert steps == [1, *range(10, 2991, 10), 2995]
+    assert {p.step: p.value for p in points} == {s: COST[s - 1] for s in steps}
+    accuracy = store.client.get_metric_history(run.run_id, "test_accuracy_curve")
+    assert sorted(p.step for p in accuracy) == [7, 13]
+
+
+def test_the_installed_versions_a_run_records_are_read_once_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sweep's worker records many runs; reading package metadata costs milliseconds."""
+    from importlib import metadata
+
+    from digits_nn.pipeline import provenance
+
+    read: list[str] = []
+    real_version = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: read.append(name) or real_version(name))
+    provenance.installed_version.cache_clear()
+    try:
+        first = provenance.package_versions()
+        assert provenance.package_versions() == first
+        assert sorted(read) == sorted(provenance.PACKAGES)
+        assert first["numpy"] == real_version("numpy")
+    finally:
+        provenance.installed_version.cache_clear()

@@ -52,6 +52,20 @@ def test_every_preset_composes_and_validates(name: str) -> None:
     config.parse(task_config(f"experiment={name}"))
 
 
+@pytest.mark.parametrize(
+    "name", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+)
+def test_a_runs_params_yaml_is_the_config_as_omegaconf_writes_it(name: str) -> None:
+    cfg = config.parse(task_config(f"experiment={name}"))
+    assert config.to_yaml(cfg) == OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def test_the_reference_grid_logs_every_tenth_point_of_its_curves_and_a_run_every_point() -> None:
+    assert config.parse(task_config()).tracking.curve_every == 1
+    for sweep in ("grid", "grid_validated"):
+        assert config.parse(task_config(f"sweep={sweep}")).tracking.curve_every == 10
+
+
 def test_the_best_preset_is_the_modern_one_augmented_scaled_globally_and_five_strong() -> None:
     best = config.parse(task_config("experiment=best"))
     modern = config.parse(task_config("experiment=modern"))

@@ -103,3 +103,39 @@ def test_a_peer_shares_no_budget() -> None:
     """A peer trains no iterations: reading its budgets off the network's training would
     record the network under the peer's name."""
     assert not budgets.can_share(parse({"peer": "svc"}))
+
+
+@pytest.mark.parametrize(
+    ("sizes", "accuracy_every", "every"),
+    [
+        ([500, 1000, 3000, 10000], 100, 100),
+        ([500, 1000, 3000, 10000], 0, 500),
+        ([20, 30], 7, 1),
+        ([40], 0, 40),
+        ([6, 4], 2, 2),
+    ],
+)
+def test_a_shared_training_shows_its_network_at_the_gcd_of_budgets_and_checkpoints(
+    sizes: list[int], accuracy_every: int, every: int
+) -> None:
+    assert budgets.watch_every(sizes, accuracy_every) == every
+
+
+def test_a_shared_training_copies_its_network_only_where_a_budget_or_checkpoint_needs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = parse({"train": {"iterations": 40}, "tracking": {"accuracy_every": 10}})
+    data = prepare(cfg)
+    seen: list[int] = []
+    real_fit = budgets.fit
+
+    def watched_fit(cfg, data, watch):
+        def checkpoint(iteration, network):
+            seen.append(iteration)
+            watch.checkpoint(iteration, network)
+
+        return real_fit(cfg, data, Watch(watch.every, checkpoint, watch.progress))
+
+    monkeypatch.setattr(budgets, "fit", watched_fit)
+    budgets.train_to_largest(cfg, data, [40, 20, 30], track=True)
+    assert seen == [10, 20, 30, 40]

@@ -142,3 +142,24 @@ def test_a_refused_configuration_of_a_sweep_gets_a_failed_child_run(sweep_root: 
     assert refused.data.tags["error"] == "train.alpha=-1.0 is not allowed: a finite number > 0."
     parent = refused.data.tags["mlflow.parentRunId"]
     assert client.get_run(parent).info.status == "FAILED"
+
+
+def test_the_budgets_of_a_shared_training_are_recorded_on_the_rows_it_prepared_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digits_nn.pipeline import app, prepared
+
+    calls: list[int] = []
+    real_prepare = prepared.prepare
+
+    def counted_prepare(cfg):
+        calls.append(cfg.train.iterations)
+        return real_prepare(cfg)
+
+    monkeypatch.setattr(job, "prepare", counted_prepare)
+    monkeypatch.setattr(app, "prepare", counted_prepare)
+    overrides = ["train.iterations=30", "tracking.enabled=false"]
+    with hydra_job(tmp_path / "a", *overrides, multirun=True) as cfg:
+        records = job.run_with_budgets(job.Job(cfg, overrides, tmp_path / "a"), [20, 10])
+    assert [r["status"] for r in records] == ["FINISHED"] * 3
+    assert calls == [30]

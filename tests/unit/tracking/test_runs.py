@@ -161,3 +161,21 @@ def test_a_dataset_another_run_stored_meanwhile_is_logged_on_the_next_try() -> N
 
     with pytest.raises(MlflowException, match="no such run"):
         log_inputs_once_stored(Broken(), "run", [])
+
+
+@pytest.mark.parametrize(
+    ("length", "n", "steps"),
+    [
+        (0, 10, []),
+        (1, 10, [1]),
+        (5, 1, [1, 2, 3, 4, 5]),
+        (25, 10, [1, 10, 20, 25]),
+        (30, 10, [1, 10, 20, 30]),
+        (9, 10, [1, 9]),
+    ],
+)
+def test_every_nth_keeps_the_first_every_nth_and_the_last_iteration(length, n, steps) -> None:
+    import numpy as np
+
+    curve = np.arange(1.0, length + 1.0) / 7
+    assert runs.every_nth(curve, n) == {step: curve[step - 1] for step in steps}
