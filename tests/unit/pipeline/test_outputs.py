@@ -1,12 +1,29 @@
 """The files a run writes: the cost curve round-trips exactly, and a damaged one is
-refused naming the file."""
+refused naming the file; the evaluate step's files, a network's and a peer's, each
+named and holding exactly what it should."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from digits_nn.core.network import initialise
+from digits_nn.config import PathsConfig
+from digits_nn.core.network import Ensemble, initialise
 from digits_nn.core.training import TrainingResult
-from digits_nn.pipeline.outputs import read_cost_curve, write_cost_curve
+from digits_nn.data import steps
+from digits_nn.pipeline import numeric_platform, plots
+from digits_nn.pipeline.evaluation import Evaluation, evaluate_predictions
+from digits_nn.pipeline.outputs import (
+    read_cost_curve,
+    save_evaluation,
+    save_peer_evaluation,
+    write_cost_curve,
+)
+from digits_nn.pipeline.prepared import PreparedData
 from helpers import assert_artifact_error
 
 
@@ -99,3 +116,134 @@ def test_the_metrics_hold_validation_accuracy_and_best_iteration_where_they_exis
         "train_accuracy",
         "final_cost",
     }
+
+
+# ---- the evaluate step's files -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def few_rows() -> PreparedData:
+    """Twenty training rows and ten test rows (the digits 0 to 9, in order) of the real
+    digits, scaled on every row: few enough to spell out every file's contents."""
+    scaled = steps.standardise(steps.load_digits())
+    split = steps.take(scaled.X, scaled.y, (np.arange(10, 30), np.arange(10)))
+    assert split.y_test.tolist() == list(range(10))
+    return PreparedData(scaled, split, steps.one_hot_split(split))
+
+
+@pytest.fixture(scope="module")
+def scored(few_rows: PreparedData) -> Evaluation:
+    """Test rows 8 and 9 predicted as each other (accuracy 0.8) and one training row
+    wrong (0.95): a file or picture given the other accuracy, or the columns swapped,
+    shows it."""
+    train = few_rows.split.y_train.copy()
+    train[0] = 7
+    return evaluate_predictions(few_rows.split, train, np.array([0, 1, 2, 3, 4, 5, 6, 7, 9, 8]))
+
+
+PREDICTIONS_CSV = "actual,predicted\n0,0\n1,1\n2,2\n3,3\n4,4\n5,5\n6,6\n7,7\n8,9\n9,8\n"
+# Digits 8 and 9 are never predicted right (each predicted once, as the other); the
+# rest always are. One test row of each digit.
+PER_CLASS = {
+    str(digit): dict.fromkeys(["precision", "recall", "f1-score"], float(digit < 8))
+    | {"support": 1.0}
+    for digit in range(10)
+}
+
+
+def drawn(folder: Path, draw: Callable[..., None], *args: object) -> bytes:
+    """The PNG bytes ``draw`` (one of :mod:`plots`' functions) writes for ``args``."""
+    path = folder / f"{draw.__name__}.png"
+    draw(path, *args)
+    return path.read_bytes()
+
+
+def test_a_peers_evaluation_writes_its_figures_reports_and_two_pictures(
+    tmp_path: Path, few_rows: PreparedData, scored: Evaluation
+) -> None:
+    paths = PathsConfig().under(tmp_path / "run")
+    figures = {"test_accuracy": 0.8, "train_accuracy": 0.95, "validation_accuracy": 0.5}
+    reports = tmp_path / "run/reports"
+
+    files = save_peer_evaluation(paths, scored, few_rows, figures)
+
+    assert files == [
+        reports / "metrics.json",
+        reports / "classes.json",
+        reports / "predictions.csv",
+        reports / "plots/confusion.png",
+        reports / "plots/misclassified.png",
+    ]
+    # No platform.json, cost curve or weights: a peer has no network to describe.
+    assert sorted(tmp_path.rglob("*.*")) == sorted(files)
+    assert (reports / "metrics.json").read_text() == (
+        '{\n  "test_accuracy": 0.8,\n  "train_accuracy": 0.95,\n  "validation_accuracy": 0.5\n}\n'
+    )
+    assert json.loads((reports / "classes.json").read_text()) == PER_CLASS
+    assert (reports / "predictions.csv").read_text() == PREDICTIONS_CSV
+    # The pictures are the test rows' confusion at the test accuracy and the two test
+    # digits got wrong, byte for byte (plots' PNGs carry no timestamp).
+    expected = tmp_path / "expected"
+    y_test = few_rows.split.y_test
+    confusion = drawn(expected, plots.save_confusion_matrix, scored.confusion, 0.8)
+    assert (reports / "plots/confusion.png").read_bytes() == confusion
+    wrong = drawn(
+        expected, plots.save_misclassified, few_rows.test_pixels, y_test, scored.test_predictions
+    )
+    assert (reports / "plots/misclassified.png").read_bytes() == wrong
+
+
+def test_a_networks_evaluation_writes_its_metrics_platform_reports_and_four_pictures(
+    tmp_path: Path, few_rows: PreparedData, scored: Evaluation
+) -> None:
+    # An ensemble of two: its weights picture is its first member's.
+    first, second = initialise([64, 4, 10], "uniform", 0), initialise([64, 4, 10], "uniform", 1)
+    cost, classic = np.array([2.0, 0.5]), np.array([3.0, 1.5])
+    result = TrainingResult(
+        Ensemble([first, second]), cost, classic, best_iteration=2, validation_accuracy=0.75
+    )
+    paths = PathsConfig().under(tmp_path / "run")
+    reports = tmp_path / "run/reports"
+
+    files = save_evaluation(paths, scored, result, few_rows)
+
+    assert files == [
+        reports / "metrics.json",
+        reports / "classes.json",
+        reports / "predictions.csv",
+        reports / "platform.json",
+        reports / "plots/cost.png",
+        reports / "plots/confusion.png",
+        reports / "plots/misclassified.png",
+        reports / "plots/weights.png",
+    ]
+    assert sorted(tmp_path.rglob("*.*")) == sorted(files)
+    assert json.loads((reports / "metrics.json").read_text()) == {
+        "test_accuracy": 0.8,
+        "train_accuracy": 0.95,
+        "final_cost": 0.5,
+        "validation_accuracy": 0.75,
+        "best_iteration": 2,
+    }
+    assert json.loads((reports / "classes.json").read_text()) == PER_CLASS
+    assert (reports / "predictions.csv").read_text() == PREDICTIONS_CSV
+    platform = numeric_platform.recorded(numeric_platform.describe())
+    assert json.loads((reports / "platform.json").read_text()) == platform
+    expected = tmp_path / "expected"
+    pictures = {
+        "cost": drawn(expected, plots.save_cost_curve, cost, classic),
+        "confusion": drawn(expected, plots.save_confusion_matrix, scored.confusion, 0.8),
+        "misclassified": drawn(
+            expected,
+            plots.save_misclassified,
+            few_rows.test_pixels,
+            few_rows.split.y_test,
+            scored.test_predictions,
+        ),
+        "weights": drawn(expected, plots.save_first_layer_weights, first.weights[0]),
+    }
+    for name, png in pictures.items():
+        assert (reports / f"plots/{name}.png").read_bytes() == png, name
+    # The second member's weights draw another picture: the check above can tell them apart.
+    other = drawn(tmp_path / "other", plots.save_first_layer_weights, second.weights[0])
+    assert other != pictures["weights"]

@@ -8,6 +8,8 @@ from pathlib import Path
 from digits_nn.config import parse
 from digits_nn.pipeline import recording
 from digits_nn.pipeline.recording import new_run
+from digits_nn.tracking import runs
+from digits_nn.tracking.store import Store
 from helpers import tiny_run_data
 
 SECRET = "s3cret-do-not-log"
@@ -56,3 +58,47 @@ def test_credentials_in_the_tracking_uri_reach_no_param_of_the_logged_model(
     model = store.client.get_logged_model(model_id)
     assert model.params["tracking.uri"] == "http://alice:***@127.0.0.1:5999"
     assert SECRET not in str(model.params) + str(model.tags)
+
+
+def test_a_logged_folders_text_files_reach_the_store_without_credentials(
+    tmp_path: Path, store: Store
+) -> None:
+    """A folder logged whole (``log_artifacts``) is scanned as a single file is: every
+    text file in it, at any depth and of every text suffix, arrives with the password
+    redacted; other files arrive byte for byte, and the user's folder is left as it was."""
+    folder = tmp_path / "reports"
+    # One file of each text suffix, and one two levels down.
+    suffixes = (".yaml", ".yml", ".json", ".csv", ".md", ".txt", ".log")
+    texts = {f"quoted{suffix}": f"store = {URI}\n" for suffix in suffixes}
+    texts["deep/er/run.log"] = f"cannot reach {URI}/api\nretrying\n"
+    texts["clean.txt"] = "no URI here\n"
+    for name, text in texts.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    picture = bytes(range(256))  # not text: never rewritten
+    (folder / "plot.png").write_bytes(picture)
+
+    with runs.run(store) as run:
+        store.client.log_artifacts(run.run_id, str(folder), "reports")
+    copy = Path(store.client.download_artifacts(run.run_id, "reports", str(tmp_path / "dl")))
+
+    arrived = {p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()}
+    assert arrived == {*texts, "plot.png"}
+    for name, text in texts.items():
+        assert (copy / name).read_text() == text.replace(SECRET, "***"), name
+    assert (copy / "quoted.yaml").read_text() == "store = http://alice:***@127.0.0.1:5999\n"
+    assert (copy / "plot.png").read_bytes() == picture
+    for name, text in texts.items():  # the user's own files are left as they were
+        assert (folder / name).read_text() == text
+
+
+def test_a_logged_folder_without_credentials_arrives_as_it_is(tmp_path: Path, store: Store) -> None:
+    folder = tmp_path / "plain"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.md").write_text("http://127.0.0.1:5999 holds no password\n")
+    (folder / "sub/table.csv").write_text("a,b\n1,2\n")
+    with runs.run(store) as run:
+        store.client.log_artifacts(run.run_id, str(folder))
+    copy = Path(store.client.download_artifacts(run.run_id, "", str(tmp_path / "dl")))
+    assert (copy / "notes.md").read_text() == "http://127.0.0.1:5999 holds no password\n"
+    assert (copy / "sub/table.csv").read_text() == "a,b\n1,2\n"
