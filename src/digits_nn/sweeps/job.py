@@ -31,7 +31,7 @@ from digits_nn.data.files import write_json
 from digits_nn.errors import DigitsNNError, TrainingDiverged
 from digits_nn.pipeline import app, recording
 from digits_nn.pipeline.prepared import PreparedData, prepare
-from digits_nn.pipeline.steps import RunContext, record_training
+from digits_nn.pipeline.steps import RunContext, record_training, train_and_record
 from digits_nn.sweeps import budgets, continuation
 from digits_nn.sweeps.plan import with_budget
 from digits_nn.sweeps.protocol import (
@@ -103,9 +103,9 @@ def run_with_budgets(job: Job, smaller: list[int]) -> list[dict[str, Any]]:
             OmegaConf.update(raw_member, BUDGET_KEY, budget)
         jobs.append(Job(raw_member, member, job.output_dir.parent / job_key(member)))
     shared, data = _train_shared(jobs) if len(jobs) > 1 else (None, None)
-    train: app.TrainStep | None = None
+    train: app.TrainStep = train_and_record
     if shared is not None:
-        train = lambda ctx, data: record_shared(ctx, data, shared)  # noqa: E731
+        train = lambda ctx, rows: record_shared(ctx, rows, shared)  # noqa: E731
     records = []
     for member in jobs:
         # Each budget's duration is its own: the shared training up to its budget (what
@@ -172,12 +172,11 @@ def _train_shared(
 def _run_in_sweep(
     job: Job,
     parent_run_id: str | None,
-    train: app.TrainStep | None,
+    train: app.TrainStep,
     data: PreparedData | None = None,
 ) -> dict[str, Any]:
-    """Run one configuration of a sweep, trained by ``train`` (None: the usual training)
-    on ``data`` (None: its rows, prepared here); its failure is its record, not an
-    exception."""
+    """Run one configuration of a sweep, trained by ``train`` on ``data`` (None: its
+    rows, prepared here); its failure is its record, not an exception."""
     try:
         cfg = _parse(job, parent_run_id)
         # With tracking.pictures=best, the sweep draws its best run's pictures at its end.
@@ -185,9 +184,7 @@ def _run_in_sweep(
         place = app.RunPlace(
             job.output_dir, job.overrides, _placement(job, parent_run_id), pictures=pictures
         )
-        outcome = (
-            app.run(cfg, place, data=data) if train is None else app.run(cfg, place, train, data)
-        )
+        outcome = app.run(cfg, place, train, data)
     except DigitsNNError as error:
         log.error("job failed: %s", error)
         return job.record("FAILED", error=str(error))
