@@ -93,8 +93,8 @@ class Store:
 
     The histories are written by a thread of the store's own rather than by MLflow's
     asynchronous logging: closing a run shuts MLflow's logging thread down, and that
-    thread notices only when its one-second wait for more batches ends, so every run
-    of a sweep sat idle for up to a second before it could close.
+    thread notices only when its one-second wait for more batches ends, so each close
+    would wait for that wait.
     """
 
     client: MlflowClient
