@@ -33,7 +33,7 @@ from digits_nn.sweeps import comparison
 from digits_nn.sweeps.comparison import Side
 from digits_nn.sweeps.protocol import JOBS_FILE, job_key
 from digits_nn.sweeps.records import write_jobs, write_record
-from helpers import ROOT, task_config
+from helpers import ROOT, dvc, task_config
 
 # A training small enough to run dozens of times: what is checked is where it runs.
 TINY = ("train.iterations=2", "model.hidden_size=8")
@@ -143,11 +143,11 @@ def revisions(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DVC project whose history is: no params.yaml (tag ``bare``), the small network
     (tag ``small``), the knn peer (``main``); and a ``dvc exp`` named ``seeded``, made
     from ``main``, whose params.yaml has seed 5."""
-    from dvc.repo import Repo
-
     repo = tmp_path_factory.mktemp("revisions")
     git(repo, "init", "-q", "-b", "main")
-    Repo.init(str(repo)).close()
+    # In a process of its own: in-process, DVC's log handler keeps whatever stream was
+    # stdout when DVC first logged, which a runner that swaps stdout may have closed.
+    dvc("init", "-q", cwd=repo)
     (repo / "README.md").write_text("a project\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "bare")
