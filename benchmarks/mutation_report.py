@@ -8,11 +8,15 @@ docs/mutation-equivalents.yaml then says, keyed by the mutant's stable id
 ``module.function: removed line => added line``.
 
     python benchmarks/mutation_report.py --run     # mutmut run over the scope, then the report
+    python benchmarks/mutation_report.py --run --fresh   # the same, forgetting every result
     python benchmarks/mutation_report.py           # the report from the last run's results
     python benchmarks/mutation_report.py --skeleton   # YAML entries for unexplained survivors
 
-It takes tens of minutes on two cores: on demand, like the benchmarks, never in CI.
-mutmut keeps its results in mutants/ and reruns only mutants whose function changed.
+On demand, like the benchmarks, never in CI. mutmut keeps its results in mutants/. A run
+tests every mutant without a result (new, or in a function that changed), then tests
+again every mutant in scope that was not killed, since new tests may kill it now. A kill
+stands while its function is unchanged; only removing or weakening a test can undo one,
+and ``--fresh`` starts from nothing (hours on two cores for the whole package).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import fnmatch
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -110,11 +115,18 @@ def area_of(name: str) -> str | None:
     )
 
 
-def run_mutmut(max_children: int) -> float:
+def run_mutmut(max_children: int, fresh: bool) -> float:
     """mutmut run over the scope; returns the wall time in seconds."""
-    globs = [glob for area in SCOPE.values() for glob in area]
+    if fresh:
+        shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     started, cpu_before = time.perf_counter(), _children_cpu()
-    subprocess.run([*MUTMUT, "run", "--max-children", str(max_children), *globs], cwd=ROOT)
+    workers = ["--max-children", str(max_children)]
+    # Without names mutmut tests only the mutants that have no result yet.
+    subprocess.run([*MUTMUT, "run", *workers], cwd=ROOT)
+    # Named, it tests them again whatever their result.
+    retest = [m.name for m in read_results() if m.status != "killed"]
+    if retest:
+        subprocess.run([*MUTMUT, "run", *workers, *retest], cwd=ROOT)
     seconds = time.perf_counter() - started
     timing = {"seconds": round(seconds), "cpu_seconds": round(_children_cpu() - cpu_before)}
     TIMING.write_text(json.dumps({**timing, "max_children": max_children}))
@@ -190,7 +202,7 @@ def write_report(mutants: list[Mutant], explained: dict[str, str]) -> list[str]:
             f"Last `mutmut run`: {timing['seconds'] / 60:.0f} min wall time"
             + (f" and {cpu / 60:.0f} min of CPU" if cpu is not None else "")
             + f" with {timing['max_children']} worker{'s' if timing['max_children'] > 1 else ''}"
-            + " (mutants already tested are not rerun)."
+            + " (kills of unchanged functions are kept; the rest tested again)."
         )
         if timing.get("note"):
             lines.append(timing["note"])
@@ -245,6 +257,7 @@ def write_report(mutants: list[Mutant], explained: dict[str, str]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="store_true", help="run mutmut over the scope first")
+    parser.add_argument("--fresh", action="store_true", help="with --run: forget every result")
     parser.add_argument("--max-children", type=int, default=2, help="mutmut's workers")
     parser.add_argument(
         "--skeleton", action="store_true", help="print YAML for unexplained survivors"
@@ -256,7 +269,7 @@ def main() -> int:
         print("mutmut is missing: pip install -e '.[mutate]'", file=sys.stderr)
         return 2
     if options.run:
-        run_mutmut(options.max_children)
+        run_mutmut(options.max_children, options.fresh)
     explained = yaml.safe_load(EQUIVALENTS.read_text()) or {}
     unexplained = write_report(read_results(), explained)
     if options.skeleton:

@@ -186,13 +186,22 @@ def as_global(store: Store) -> Iterator[None]:
     store through the client.
     """
     import mlflow
+    from mlflow.tracking._tracking_service import utils
 
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    # set_tracking_uri writes MLFLOW_TRACKING_URI too, and a URI taken from that variable
+    # is indistinguishable from a set one through the public API: both are put back as
+    # they were, or a URI from the environment would outlive the variable (and the store
+    # of this block would linger in the variable, which resolve_uri prefers).
+    explicit, environment = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(store.uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(explicit)
+        if environment is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = environment
 
 
 def _sqlite_path(uri: str) -> Path | None:

@@ -77,3 +77,22 @@ def test_a_store_survives_pickling_as_a_launcher_ships_it_to_its_jobs(store) -> 
     """submitit and Ray pickle the sweep callback, store included, for every job."""
     copy = pickle.loads(pickle.dumps(store))
     assert copy.client.get_experiment(store.experiment_id).name == "digits-nn"
+
+
+@pytest.mark.parametrize("from_environment", [None, "sqlite:////elsewhere/mlflow.db"])
+def test_a_store_made_global_for_a_block_leaves_mlflows_uri_and_the_environment_as_they_were(
+    store, monkeypatch: pytest.MonkeyPatch, from_environment: str | None
+) -> None:
+    import mlflow
+
+    if from_environment is None:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", from_environment)
+    with stores.as_global(store):
+        assert mlflow.get_tracking_uri() == store.uri
+    assert os.environ.get("MLFLOW_TRACKING_URI") == from_environment
+    # Once the variable is gone, no URI is left set: the block did not turn the
+    # environment's URI into MLflow's own (it would then outlive the variable).
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert not mlflow.is_tracking_uri_set()
