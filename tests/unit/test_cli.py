@@ -36,6 +36,25 @@ INTERRUPTIONS = pytest.mark.parametrize(
 )
 
 
+@pytest.mark.parametrize(
+    ("caught", "status", "line"),
+    [
+        (KeyboardInterrupt, 130, "interrupted (SIGINT); outputs are written whole or not at all"),
+        (Terminated, 143, "terminated (SIGTERM); outputs are written whole or not at all"),
+    ],
+    ids=["sigint", "sigterm"],
+)
+def test_an_interruption_is_reported_in_one_line_naming_it(caught, status, line, caplog) -> None:
+    with (
+        caplog.at_level(logging.ERROR, logger="digits_nn"),
+        pytest.raises(SystemExit) as exited,
+        cli.exit_on_user_error(),
+    ):
+        raise caught
+    assert exited.value.code == status
+    assert [r.getMessage() for r in caplog.records] == [line]
+
+
 @pytest.fixture
 def entry_point_signals() -> Iterator[None]:
     """The handlers an entry point installs, with no signal recorded; restored after."""

@@ -169,6 +169,23 @@ def test_load_validates_the_values(tmp_path):
     assert (cfg.seed, cfg.train.alpha) == (3, 0.5)
 
 
+def test_load_puts_key_value_overrides_on_top_of_the_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 3\ntrain:\n  alpha: 0.5\n  iterations: 7\n")
+    cfg = config.load(path, ["train.alpha=1.0", "seed=4"])
+    assert (cfg.seed, cfg.train.alpha, cfg.train.iterations) == (4, 1.0, 7)
+
+
+# Each override that is not key=value: no "=", or nothing before the first "=".
+@pytest.mark.parametrize("override", ["seed", "=1", " =1", "=seed=1"])
+def test_a_malformed_override_is_refused_in_one_line(tmp_path, override):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 3\n")
+    with pytest.raises(ConfigError) as refused:
+        config.load(path, ["train.alpha=1.0", override, "=2"])
+    assert str(refused.value) == f"override {override!r} is not allowed: key=value, e.g. seed=1."
+
+
 def test_flatten_gives_dotted_keys():
     flat = config.flatten(config.parse({"train": {"alpha": 0.5}}))
     assert flat["train.alpha"] == 0.5
@@ -470,6 +487,16 @@ def test_a_tracking_uri_with_credentials_is_refused_without_repeating_them(uri: 
     assert "s3c" not in message and "***@" in message
     assert "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in message
     assert config.parse({"tracking": {"uri": "http://127.0.0.1:5000"}}).tracking.uri
+
+
+def test_the_credentials_refusal_says_where_a_password_would_go_and_where_to_give_it() -> None:
+    with pytest.raises(ConfigError) as refused:
+        config.parse({"tracking": {"uri": "http://alice:s3cret@127.0.0.1:5000"}})
+    assert str(refused.value) == (
+        "tracking.uri='http://alice:***@127.0.0.1:5000' is not allowed: a URI without credentials (a"
+        " password in it would be written into the run's folder and Hydra's copies of its"
+        " config). Give them in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD."
+    )
 
 
 def test_credentials_anywhere_in_a_composed_config_are_refused_naming_the_key() -> None:

@@ -108,3 +108,59 @@ def test_every_run_is_tagged_with_its_platform(store) -> None:
     tags = {k: v for k, v in found.data.tags.items() if k.startswith("platform.")}
     assert tags == platform_.tags(platform_.describe())
     assert {"platform.numpy_simd", "platform.blas_kernel", "platform.cpu"} <= set(tags)
+
+
+# A platform.json as a machine with OpenBLAS's kernel fixed by its administrators wrote
+# it, and a machine whose numpy was steered off its AVX-512 paths (made-up values, so
+# the checks hold on every CPU).
+LOCK_WRITER = {
+    "machine": "x86_64",
+    "libc": "glibc 2.36",
+    "numpy": "2.3.1",
+    "numpy_baseline": "SSE SSE2 SSE3",
+    "numpy_simd": "X86_V3 X86_V4",
+    "blas": "scipy-openblas 0.3.29",
+    "blas_kernel": "SkylakeX",
+    "openblas_coretype": "SkylakeX",
+    "scikit-learn": "1.7.0",
+}
+STEERED = {
+    "machine": "x86_64",
+    "libc": "glibc 2.36",
+    "numpy": "2.3.1",
+    "numpy_baseline": "SSE SSE2 SSE3",
+    "numpy_simd": "X86_V3",
+    "npy_disable_cpu_features": "X86_V4",
+    "blas": "scipy-openblas 0.3.29",
+    "blas_kernel": "Haswell",
+    "scikit-learn": "1.7.0",
+    "cpu": "Made-up CPU @ 3.00GHz",
+    "python": "3.11.7",
+    "blas_threads": "2",
+}
+
+
+def test_the_notice_names_both_platforms_and_each_field_that_changed_set_or_unset() -> None:
+    assert platform_.notice(LOCK_WRITER, STEERED) == (
+        "platform: the committed outputs (dvc.lock, reports/platform.json) were computed on"
+        " numpy 2.3.1 [X86_V3 X86_V4], scipy-openblas 0.3.29 SkylakeX, glibc 2.36;"
+        " this machine is Made-up CPU @ 3.00GHz: numpy 2.3.1 [X86_V3], scipy-openblas"
+        " 0.3.29 Haswell, glibc 2.36 (numpy_simd X86_V3 X86_V4 -> X86_V3;"
+        " npy_disable_cpu_features unset -> X86_V4; blas_kernel SkylakeX -> Haswell;"
+        " openblas_coretype SkylakeX -> unset). The weights will differ in their last bits,"
+        " so dvc.lock's hashes of the model, cost curve and metrics will change; the metrics"
+        " will agree with the committed ones within 1 row of accuracy and a relative 1e-06"
+        " of cost (docs/reproducibility.md). Commit the new dvc.lock, or `dvc pull` the"
+        " team's outputs to get the committed bits."
+    )
+
+
+def test_a_key_field_a_platform_lacks_reads_as_unset() -> None:
+    assert platform_.key({}) == dict.fromkeys(platform_.KEY, "")
+    assert platform_.same_bits(LOCK_WRITER, LOCK_WRITER | {"openblas_l2_size": ""})
+    assert platform_.differences({}, {"blas_kernel": "Haswell"}) == ["blas_kernel unset -> Haswell"]
+
+
+def test_the_summary_marks_what_a_platform_does_not_name() -> None:
+    assert platform_.summary({}) == "numpy ? [?], ? ?, ?"
+    assert platform_.summary({"cpu": ""}) == "numpy ? [?], ? ?, ?"
