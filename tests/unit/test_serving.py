@@ -196,3 +196,85 @@ def test_an_ensemble_is_served_as_one_model_voting_on_its_mean_probabilities(
     model = logged_and_loaded(store, tmp_path, ensemble, scaled)
     frame = pd.DataFrame(load_digits().data[:400], columns=list(PIXEL_COLUMNS))
     np.testing.assert_array_equal(np.asarray(model.predict(frame)), expected)
+
+
+def two_out_of_range() -> np.ndarray:
+    """Three digits, the last with 255 in pixel_5 and -1 in pixel_9."""
+    digits = load_digits().data[:3].copy()
+    digits[2, 5], digits[2, 9] = 255.0, -1.0
+    return digits
+
+
+# pixels_of is what the scoring server calls: these call it directly, as its callers do.
+def test_arrays_and_unnamed_frames_are_taken_by_position_as_float64_pixels() -> None:
+    from digits_nn.serving import pixels_of
+
+    digits = load_digits().data[:20].astype(np.int64)
+    for name, data in {"int array": digits, "unnamed int frame": pd.DataFrame(digits)}.items():
+        pixels = pixels_of(data)
+        assert pixels.dtype == np.float64, name
+        np.testing.assert_array_equal(pixels, digits, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(
+            np.zeros(64),
+            "expected 64 pixel columns, one row per image; got shape (64,).",
+            id="one image as a flat row",
+        ),
+        pytest.param(
+            pd.DataFrame(np.zeros((2, 63)), columns=list(PIXEL_COLUMNS[:63])),
+            "expected 64 pixel columns, one row per image: unnamed (taken in order) or named"
+            " pixel_0..pixel_63 (taken by name); got 63 column(s).",
+            id="63 pixel columns, none unexpected",
+        ),
+        pytest.param(
+            pd.DataFrame(np.zeros((2, 7)), columns=list("abcdefg")),
+            "expected 64 pixel columns, one row per image: unnamed (taken in order) or named"
+            " pixel_0..pixel_63 (taken by name); got 7 column(s), unexpected ['a', 'b', 'c',"
+            " 'd', 'e'].",
+            id="the first five strangers",
+        ),
+        pytest.param(
+            np.zeros((2, 64)) + 1j,
+            "pixels must be real numbers (integers or floats from 0 to 16); got ['complex128'].",
+            id="complex",
+        ),
+        pytest.param(
+            two_out_of_range(),
+            "pixels must be from 0 to 16 (the 8x8 digits count 0..16 per pixel); got 255 at"
+            " row 2, pixel_5 (2 value(s) out of range).",
+            id="the first of several out of range",
+        ),
+    ],
+)
+def test_each_refusal_says_what_was_wrong_and_what_is_allowed(data, message: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from digits_nn.serving import pixels_of
+
+    with pytest.raises(MlflowException) as refused:
+        pixels_of(data)
+    assert refused.value.message == message
+    assert refused.value.get_http_status_code() == 400
+
+
+def test_weights_for_another_input_width_are_refused_when_the_model_loads(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from digits_nn.data.files import write_npz
+    from digits_nn.errors import ArtifactError
+    from digits_nn.serving import DigitsClassifier
+
+    weights, scaling = tmp_path / "model.npz", tmp_path / "scaling.npz"
+    write_model(weights, initialise([32, 7, 10], "xavier", seed=0))
+    write_npz(scaling, mean=np.zeros(64), scale=np.ones(64))
+    context = SimpleNamespace(artifacts={"weights": str(weights), "scaling": str(scaling)})
+    with pytest.raises(ArtifactError) as refused:
+        DigitsClassifier().load_context(context)
+    assert str(refused.value) == (
+        f"{weights}: the model takes 32 inputs but the data has 64 columns;"
+        " retrain it (`dvc repro train`)."
+    )

@@ -182,3 +182,78 @@ def test_onehot_needs_ten_columns(tmp_path, onehot):
     path = tmp_path / "onehot.npz"
     np.savez(path, Y_train=onehot.Y_train[:, :9], Y_test=onehot.Y_test)
     assert_artifact_error(artifacts.read_onehot, path, "Y_train", "10")
+
+
+# ---- each refusal in full: what was wrong, in which array ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def stages(dataset, split):
+    """Each reader of rows and labels, with the arrays its stage writes."""
+    scaled = steps.standardise(dataset)
+    return {
+        "dataset": (artifacts.read_dataset, {"X": dataset.X, "y": dataset.y}),
+        "scaled": (
+            artifacts.read_scaled,
+            {"X": scaled.X, "y": scaled.y, "mean": scaled.mean, "scale": scaled.scale},
+        ),
+        "split": (artifacts.read_split, artifacts.split_arrays(split)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("stage", "short", "counts"),
+    [
+        ("dataset", "X", "{'X': 1796, 'y': 1797}"),
+        ("scaled", "X", "{'X': 1796, 'y': 1797}"),
+        ("split", "X_train", "{'X_train': 1077, 'y_train': 1078}"),
+        ("split", "X_test", "{'X_test': 718, 'y_test': 719}"),
+    ],
+)
+def test_rows_that_disagree_are_refused_with_each_arrays_count(
+    tmp_path, stages, stage, short, counts
+):
+    read, arrays = stages[stage]
+    path = tmp_path / f"{stage}.npz"
+    np.savez(path, **{**arrays, short: arrays[short][:-1]})
+    message = assert_artifact_error(read, path)
+    assert message == f"{path}: row counts disagree: {counts}."
+
+
+@pytest.mark.parametrize(
+    ("stage", "labels"),
+    [("dataset", "y"), ("scaled", "y"), ("split", "y_train"), ("split", "y_test")],
+)
+def test_labels_out_of_range_are_refused_naming_their_array(tmp_path, stages, stage, labels):
+    read, arrays = stages[stage]
+    bad = arrays[labels].copy()
+    bad[5] = 10
+    path = tmp_path / f"{stage}.npz"
+    np.savez(path, **{**arrays, labels: bad})
+    message = assert_artifact_error(read, path)
+    assert message == f"{path}: array '{labels}' holds labels outside 0..9."
+
+
+@pytest.mark.parametrize("short", ["mean", "scale"])
+def test_a_scaling_without_one_value_per_pixel_is_refused(tmp_path, stages, short):
+    """Either of the two, alone, is enough: the scaling is applied pixel by pixel."""
+    read, arrays = stages["scaled"]
+    path = tmp_path / "scaled.npz"
+    np.savez(path, **{**arrays, short: arrays[short][:-1]})
+    message = assert_artifact_error(read, path)
+    assert message == f"{path}: 'mean' and 'scale' must each hold 64 values."
+
+
+@pytest.mark.parametrize("side", ["train", "test"])
+def test_onehot_targets_are_refused_when_either_side_of_the_split_differs(
+    tmp_path, split, onehot, side
+):
+    path = tmp_path / "onehot.npz"
+    artifacts.write_onehot(path, onehot)
+    shorter = {f"{kind}_{side}": getattr(split, f"{kind}_{side}")[:-1] for kind in ("X", "y")}
+    other = steps.Split(**{**artifacts.split_arrays(split), **shorter})
+    counts = "1077/719" if side == "train" else "1078/718"
+    message = assert_artifact_error(lambda p: artifacts.read_onehot(p, other), path)
+    assert message == (
+        f"{path}: 1078/719 train/test rows, but the split has {counts}; rerun `dvc repro onehot`."
+    )

@@ -102,3 +102,18 @@ def test_the_scaler_leaves_out_the_validation_rows_too(digits) -> None:
     )
     np.testing.assert_array_equal(fitted, train[fit])
     assert not set(fitted) & set(train[held])
+
+
+def test_a_repeat_past_the_tenth_is_still_drawn_from_the_same_stream(digits) -> None:
+    """scikit-learn's splitter repeats 10 times unless told; repeat 10 is the eleventh."""
+    splitter = RepeatedStratifiedKFold(n_splits=3, n_repeats=11, random_state=0)
+    expected = list(splitter.split(digits.X, digits.y))[10 * 3 + 2]
+    got = rows.partition(digits.y, Holdout(folds=3, fold=2, repeat=10), 0)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
+def test_a_fold_past_the_last_is_refused_not_taken_from_the_next_repeat(digits) -> None:
+    with pytest.raises(ValueError) as refused:
+        rows.partition(digits.y, Holdout(folds=5, fold=5, repeat=1), 0)
+    assert str(refused.value) == "fold 5 of repeat 1: there are 5 folds"
