@@ -120,8 +120,9 @@ def softmax_network(seed: int, sizes=(64, 8, 10)) -> Network:
     return Network(net.weights, net.biases, "relu", "softmax")
 
 
-def test_an_ensembles_probabilities_are_the_mean_of_its_members_softmax() -> None:
-    members = [softmax_network(seed) for seed in (1, 2, 3)]
+@pytest.mark.parametrize("seeds", [(1, 2), (1, 2, 3)], ids=["two", "three"])
+def test_an_ensembles_probabilities_are_the_mean_of_its_members_softmax(seeds) -> None:
+    members = [softmax_network(seed) for seed in seeds]
     X = np.random.default_rng(0).normal(size=(25, 64))
 
     def softmax_by_hand(net: Network) -> np.ndarray:
@@ -129,7 +130,7 @@ def test_an_ensembles_probabilities_are_the_mean_of_its_members_softmax() -> Non
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
-    expected = sum(softmax_by_hand(net) for net in members) / 3
+    expected = sum(softmax_by_hand(net) for net in members) / len(members)
     found = probabilities(Ensemble(members), X)
     np.testing.assert_allclose(found, expected, rtol=1e-12)
     np.testing.assert_allclose(found.sum(axis=1), 1.0, rtol=1e-12)

@@ -11,7 +11,7 @@ from digits_nn.core.forward import forward
 from digits_nn.core.losses import classic_cost, half_squared_error
 from digits_nn.core.network import Network, initialise
 from digits_nn.core.trainer import Rows
-from digits_nn.core.training import TrainOptions, Watch, is_checkpoint
+from digits_nn.core.training import TrainOptions, Watch, diverged, is_checkpoint
 from digits_nn.errors import TrainingDiverged
 
 
@@ -100,3 +100,13 @@ def test_weights_the_last_update_made_non_finite_fail_the_training_on_both_paths
         ), name
         assert info.value.partial_cost.tolist() == pytest.approx([first], rel=1e-12), name
         assert len(info.value.partial_classic_cost) == 1, name
+
+
+def test_a_divergence_error_keeps_its_own_copy_of_the_curves_it_carries() -> None:
+    """The kernel hands over views of the curve buffers it fills: the error's curves stay
+    as they were when it was raised, whatever is written into those buffers after."""
+    cost, classic = np.array([3.0, 2.0, np.nan]), np.array([4.0, 3.0, np.nan])
+    error = diverged(float(cost[2]), cost[:2], classic[:2], 0.5)
+    cost[:], classic[:] = 0.0, 0.0
+    assert error.partial_cost.tolist() == [3.0, 2.0]
+    assert error.partial_classic_cost.tolist() == [4.0, 3.0]

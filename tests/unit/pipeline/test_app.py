@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +121,27 @@ def test_an_output_path_that_cannot_be_written_fails_in_one_line(tmp_path: Path)
     with pytest.raises(ArtifactError) as refused:
         app.run(cfg, app.RunPlace(tmp_path, []))
     assert str(refused.value) == "/dev/null/x.npz: cannot be written (/dev/null is not a folder)."
+
+
+class Terminal(io.StringIO):
+    """A person's terminal as stderr: it says it is one."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("ci", [False, True], ids=["person", "ci"])
+def test_run_py_shows_its_training_bar_to_a_person_at_a_terminal_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ci: bool
+) -> None:
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    if ci:
+        monkeypatch.setenv("CI", "true")
+    else:
+        monkeypatch.delenv("CI", raising=False)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with hydra_job(tmp_path, "train.iterations=3", "tracking.enabled=false") as cfg:
+        app.run_single(cfg)
+    # The bar of the 3 iterations, drawn (then cleared) on the terminal; none under CI.
+    assert ("train:   0%|" in terminal.getvalue() and "| 0/3 [" in terminal.getvalue()) is not ci

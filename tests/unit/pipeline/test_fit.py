@@ -23,12 +23,14 @@ from digits_nn.data.steps import validation_rows
 from digits_nn.errors import TrainingDiverged
 from digits_nn.pipeline.evaluation import evaluate
 from digits_nn.pipeline.fit import (
+    ensemble_result,
     fit,
     fit_member,
     initial_network,
     member_seeds,
     train_options,
     training_rows,
+    validation_set,
 )
 from digits_nn.pipeline.prepared import prepare
 from digits_nn.pipeline.recording import describe
@@ -485,3 +487,35 @@ def test_an_ensembles_watch_hears_every_member_and_checkpoints_the_ensemble(digi
         assert_same_parameters(a, b)
     assert isinstance(seen[2], Ensemble)
     assert not np.array_equal(seen[2].members[0].weights[0], final.members[0].weights[0])
+
+
+def test_an_ensembles_progress_hears_each_members_costs_numbered_on_and_logs_each_member(
+    digits, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Checkpoints every 2 iterations with no one to see them: none are taken, and the
+    progress still hears every member's cost at every iteration."""
+    cfg = modern_config(model={"members": 2}, train={"iterations": 3})
+    heard: list[tuple[int, float]] = []
+    watch = Watch(2, None, lambda i, cost: heard.append((i, cost)))
+    with caplog.at_level(logging.INFO, logger="digits_nn.pipeline.fit"):
+        fit(cfg, digits, watch)
+    seeds = member_seeds(cfg.seed, 2)
+    alone = [fit_member(cfg, digits, seed, UNWATCHED).cost_curve for seed in seeds]
+    assert heard == [
+        (3 * j + i + 1, cost) for j, curve in enumerate(alone) for i, cost in enumerate(curve)
+    ]
+    assert [m for m in caplog.messages if m.startswith("member")] == [
+        f"member 1 of 2 (seed {seeds[0]})",
+        f"member 2 of 2 (seed {seeds[1]})",
+    ]
+
+
+def test_one_members_results_as_an_ensemble_are_its_own(digits) -> None:
+    cfg = modern_config(train={"iterations": 3, "validation_size": 0.2})
+    one = fit_member(cfg, digits, cfg.seed, UNWATCHED)
+    alone = ensemble_result([one], validation_set(cfg, digits))
+    assert isinstance(alone.network, Ensemble) and alone.network.members == [one.network]
+    np.testing.assert_array_equal(alone.cost_curve, one.cost_curve)
+    np.testing.assert_array_equal(alone.classic_cost_curve, one.classic_cost_curve)
+    np.testing.assert_array_equal(alone.validation_cost_curve, one.validation_cost_curve)
+    assert alone.validation_accuracy == one.validation_accuracy is not None

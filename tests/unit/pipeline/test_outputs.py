@@ -247,3 +247,71 @@ def test_a_networks_evaluation_writes_its_metrics_platform_reports_and_four_pict
     # The second member's weights draw another picture: the check above can tell them apart.
     other = drawn(tmp_path / "other", plots.save_first_layer_weights, second.weights[0])
     assert other != pictures["weights"]
+
+
+# ---- what the evaluate stage reads back -----------------------------------------------------
+
+
+@pytest.mark.parametrize("validated", [True, False], ids=["validation-rows", "none"])
+def test_the_evaluate_stage_reads_the_training_as_the_train_stage_left_it(
+    tmp_path: Path, few_rows: PreparedData, validated: bool
+) -> None:
+    """Every figure from its own column of the cost curve: with validation rows and
+    early stopping, the validation curve, the iteration kept (the curve's last) and the
+    validation rows' accuracy measured again; without them, none of the three."""
+    import dataclasses
+
+    from digits_nn.config import parse
+    from digits_nn.core import trainer
+    from digits_nn.pipeline.fit import validation_set
+    from digits_nn.pipeline.outputs import read_training
+
+    train = {"validation_size": 0.5, "patience": 2} if validated else {}
+    cfg = parse({"train": train})
+    cfg = dataclasses.replace(cfg, paths=cfg.paths.under(tmp_path))
+    network = initialise([64, 4, 10], "uniform", 0)
+    cost, classic, validation = [2.0, 1.0, 0.5], [3.0, 2.0, 1.5], [2.5, 1.25, 0.75]
+    written = TrainingResult(network, np.array(cost), np.array(classic))
+    if validated:
+        written = dataclasses.replace(written, validation_cost_curve=np.array(validation))
+    write_cost_curve(cfg.paths.cost, written)
+
+    back = read_training(cfg, network, few_rows)
+
+    assert back.network is network
+    np.testing.assert_array_equal(back.cost_curve, cost)
+    np.testing.assert_array_equal(back.classic_cost_curve, classic)
+    if validated:
+        np.testing.assert_array_equal(back.validation_cost_curve, validation)
+        assert back.best_iteration == 3
+        rows = validation_set(cfg, few_rows)
+        assert rows is not None and len(rows.X) == 10
+        assert back.validation_accuracy == trainer.accuracy(network, rows)
+    else:
+        assert back.validation_cost_curve is None
+        assert back.best_iteration is None
+        assert back.validation_accuracy is None
+
+
+@pytest.mark.parametrize("cost", ["nan", "inf", "-inf"])
+def test_a_cost_curve_holding_a_non_finite_cost_is_refused_in_one_line(
+    tmp_path: Path, cost: str
+) -> None:
+    path = tmp_path / "cost.csv"
+    path.write_text(f"iteration,cost,classic_cost\n1,0.5,0.75\n2,{cost},0.5\n")
+    message = assert_artifact_error(read_cost_curve, path)
+    assert message == f"{path}: holds NaN or infinite costs."
+
+
+@pytest.mark.parametrize(
+    "text", ['["not", "a", "mapping"]', '"numpy 2.0"', "7"], ids=["list", "string", "number"]
+)
+def test_a_recorded_platform_that_is_not_a_mapping_reads_as_none(tmp_path: Path, text) -> None:
+    """platform.json is only ever compared with: one that cannot be read is no platform."""
+    from digits_nn.pipeline.outputs import read_platform
+
+    path = tmp_path / "platform.json"
+    path.write_text(text)
+    assert read_platform(path) is None
+    path.write_text('{"numpy": "2.0", "threads": 1}')
+    assert read_platform(path) == {"numpy": "2.0", "threads": "1"}

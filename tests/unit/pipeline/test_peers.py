@@ -47,5 +47,27 @@ def test_with_validation_rows_a_peer_fits_on_the_rows_the_network_fits_on(data) 
 
 def test_a_peers_params_and_tags_mark_it_a_baseline() -> None:
     assert peers.tags("svc") == {"baseline": "true", "peer": "svc"}
-    assert peers.params("svc")["peer.C"] == 10.0
-    assert peers.params("knn")["peer.inputs"] == "pixels/16"
+    assert peers.params("svc") == {
+        "peer.estimator": "SVC(C=10, kernel='rbf', gamma='scale')",
+        "peer.inputs": "pixels/16",
+        "peer.C": 10.0,
+    }
+    assert peers.params("knn") == {
+        "peer.estimator": "KNeighborsClassifier() (5 neighbours)",
+        "peer.inputs": "pixels/16",
+    }
+
+
+# The run logs the label as the peer's estimator: the estimator fitted must be that one.
+@pytest.mark.parametrize(
+    ("name", "settings"),
+    [
+        ("svc", {"C": 10.0, "kernel": "rbf", "gamma": "scale"}),
+        ("mlp", {"solver": "adam", "activation": "relu", "hidden_layer_sizes": (100,)}),
+        ("logistic", {"max_iter": 5000}),
+        ("knn", {"n_neighbors": 5}),
+    ],
+)
+def test_a_peers_estimator_is_the_one_its_label_names(name: str, settings: dict) -> None:
+    made = peers.PEERS_BY_NAME[name].estimator(0).get_params()
+    assert {key: made[key] for key in settings} == settings

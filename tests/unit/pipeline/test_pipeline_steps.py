@@ -143,6 +143,7 @@ def test_the_evaluate_stage_records_into_the_run_the_train_stage_handed_over(
         with steps.run_to_evaluate(store, cfg, tiny_run_data()) as run:
             return run.run_id
 
+    assert steps.handed_over(paths, store) == (trained.run_id, "")  # nothing to say why not
     assert evaluated() == trained.run_id
     assert store.client.get_run(trained.run_id).info.status == "FINISHED"
     # The model changed since (checked out from elsewhere): no guess, a run of its own.
@@ -151,7 +152,10 @@ def test_the_evaluate_stage_records_into_the_run_the_train_stage_handed_over(
         own = evaluated()
     assert own not in (None, trained.run_id)
     assert store.client.get_run(own).data.tags["model_md5"] == md5(paths.model)
-    assert f"{paths.model} is not the model the train stage's run {trained.run_id}" in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.name == steps.log.name] == [
+        "evaluate records into a run of its own:"
+        f" {paths.model} is not the model the train stage's run {trained.run_id} trained"
+    ]
     # No handover at all (the train stage restored from DVC's cache), or a run the store
     # does not hold (another MLFLOW_TRACKING_URI).
     steps.handover_file(paths).unlink()

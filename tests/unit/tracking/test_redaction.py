@@ -102,3 +102,16 @@ def test_a_logged_folder_without_credentials_arrives_as_it_is(tmp_path: Path, st
     copy = Path(store.client.download_artifacts(run.run_id, "", str(tmp_path / "dl")))
     assert (copy / "notes.md").read_text() == "http://127.0.0.1:5999 holds no password\n"
     assert (copy / "sub/table.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_a_params_options_reach_mlflow_with_its_value_redacted(store: Store) -> None:
+    """MLflow's own options of ``log_param`` (here: logging it asynchronously, which
+    returns the operation to await instead of the value) pass through unchanged."""
+    from mlflow.utils.async_logging.run_operations import RunOperations
+
+    run_id = store.client.create_run(store.experiment_id).info.run_id
+    operation = store.client.log_param(run_id, "server", URI, synchronous=False)
+    assert isinstance(operation, RunOperations)
+    operation.wait()
+    logged = store.client.get_run(run_id)
+    assert logged.data.params == {"server": "http://alice:***@127.0.0.1:5999"}

@@ -3,10 +3,13 @@ ends, with real signals."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +182,71 @@ def test_every_nth_keeps_the_first_every_nth_and_the_last_iteration(length, n, s
 
     curve = np.arange(1.0, length + 1.0) / 7
     assert runs.every_nth(curve, n) == {step: curve[step - 1] for step in steps}
+
+
+def refuse(db: Path, table: str, key: str) -> None:
+    """Make the store ``db`` refuse rows of ``table`` named ``key``, as a broken or full
+    store would (a SQLite trigger); everything else it stores as before."""
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        connection.execute(
+            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} WHEN NEW.key = '{key}'"
+            f" BEGIN SELECT RAISE(ABORT, 'the store refuses {key}'); END"
+        )
+        connection.commit()
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "error_tag"),
+    [
+        ("metrics", "train_cost", "weights went sideways at iteration 7"),
+        ("tags", "error", None),
+    ],
+    ids=["its-history-is-refused", "its-error-tag-is-refused"],
+)
+def test_a_failed_run_is_closed_as_failed_with_its_own_error_whatever_the_store_refuses(
+    store, store_root: Path, table: str, key: str, error_tag: str | None
+) -> None:
+    """Closing a failed run must not fail in its turn: the block's error is the one
+    raised, and the run is FAILED, even when its last history batch or its error tag
+    cannot be stored."""
+    refuse(store_root / "mlflow.db", table, key)
+    with pytest.raises(ValueError, match="sideways"), runs.run(store, name="broken") as run:
+        run.history("train_cost", [2.0, 1.0])
+        fail()
+    logged = store.client.get_run(run.run_id)
+    assert logged.info.status == "FAILED"
+    assert logged.data.tags.get("error") == error_tag
+
+
+class Unsaid(Exception):
+    """An error raised without a message."""
+
+
+@pytest.mark.parametrize(
+    ("error", "tag"),
+    [
+        (ValueError("x" * 4999 + "yz" + "w" * 999), "x" * 4999 + "y"),
+        (Unsaid(), "Unsaid"),
+        # Not MLflow's wording for a server that stopped answering: the run's own failure.
+        (
+            RuntimeError("API request to /runs/get returned 404"),
+            "API request to /runs/get returned 404",
+        ),
+    ],
+    ids=["long", "no-message", "api-error-from-a-server-that-answers"],
+)
+def test_a_failed_runs_error_tag_is_its_first_5000_characters_or_its_type(
+    store, error: Exception, tag: str
+) -> None:
+    with pytest.raises(type(error)), runs.run(store, name="failing") as run:
+        raise error
+    logged = store.client.get_run(run.run_id)
+    assert (logged.info.status, logged.data.tags["error"]) == ("FAILED", tag)
+
+
+def test_a_run_that_fails_before_its_work_keeps_the_first_5000_characters_of_its_error(
+    store,
+) -> None:
+    error = "x" * 4999 + "yz" + "w" * 999
+    run_id = runs.record_failure(store, "refused", {}, error)
+    assert store.client.get_run(run_id).data.tags["error"] == "x" * 4999 + "y"

@@ -96,3 +96,31 @@ def test_a_store_made_global_for_a_block_leaves_mlflows_uri_and_the_environment_
     # environment's URI into MLflow's own (it would then outlive the variable).
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert not mlflow.is_tracking_uri_set()
+
+
+@pytest.mark.parametrize(
+    ("settings", "seconds"),
+    [
+        # The project's budget: 3 attempts of 15 s, and back-offs of 1 + 1 and 2 + 1 s.
+        ({}, 3 * 15 + (1 + 1) + (2 + 1)),
+        # A user's own: 4 attempts of 2 s, back-offs of 0.5, 1 and 2 s with 0.25 s each.
+        (
+            {
+                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+                "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5",
+                "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.25",
+                "MLFLOW_HTTP_REQUEST_TIMEOUT": "2",
+            },
+            4 * 2 + (0.5 + 0.25) + (1 + 0.25) + (2 + 0.25),
+        ),
+    ],
+    ids=["project-budget", "users-own"],
+)
+def test_the_worst_case_wait_is_every_attempt_timing_out_plus_every_back_off(
+    monkeypatch: pytest.MonkeyPatch, settings: dict[str, str], seconds: float
+) -> None:
+    for key in HTTP_RETRY_BUDGET:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    assert worst_case_http_wait() == seconds
