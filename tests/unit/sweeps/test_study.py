@@ -450,10 +450,12 @@ def test_without_budgets_each_trial_is_one_run_of_its_own_iterations(tmp_path: P
     assert [t.value for t in trials] == [score(job[:2]) for job in batch]
 
 
-def test_a_trial_whose_job_failed_fails_saying_why(tmp_path: Path) -> None:
+def test_a_trial_whose_job_failed_fails_saying_why(tmp_path: Path, recwarn) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     run(search(tmp_path / "sweep", FailingLauncher(), url, n_trials=2))
     assert states(url) == ["FAIL", "FAIL"]
+    # Told as failed, not as a value Optuna cannot read (which it fails with a warning).
+    assert [str(w.message) for w in recwarn if not issubclass(w.category, DeprecationWarning)] == []
     assert outcomes(tmp_path / "sweep") == [
         "trial 0: failed (ValueError: diverged)",
         "trial 1: failed (ValueError: diverged)",
