@@ -169,7 +169,7 @@ def open_study(settings: Settings, url: str, seed_parts: Sequence[int]) -> optun
     pruner = built("pruner", settings.pruner) if settings.pruner else optuna.pruners.NopPruner()
     try:
         with storage_lock(url):
-            return optuna.create_study(
+            study = optuna.create_study(
                 storage=url,
                 study_name=settings.study_name,
                 direction=settings.direction,
@@ -184,6 +184,15 @@ def open_study(settings: Settings, url: str, seed_parts: Sequence[int]) -> optun
             f" ({redact(reason)[:300]}). Point hydra.sweeper.storage or {STORAGE_ENV} at a"
             " working database."
         ) from None
+    # An existing study keeps the direction it was created with, whatever is asked.
+    kept = study.direction.name.lower()
+    if kept != settings.direction:
+        raise ConfigError(
+            f"hydra.sweeper.direction={settings.direction} is not allowed: study"
+            f" {settings.study_name!r} in {redact(url)} was created to {kept}; sweep it"
+            " that way, or name another study (hydra.sweeper.study_name)."
+        )
+    return study
 
 
 def built(name: str, node: Mapping[str, Any]) -> Any:

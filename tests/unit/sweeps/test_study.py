@@ -523,3 +523,18 @@ def test_a_resumed_trial_goes_on_through_a_budget_added_between_those_it_reached
     for row in records.sweep_records(tmp_path / "sweep"):
         ended = "complete" if "train.iterations=8" in row["overrides"] else "went on"
         assert row["outcome"] == f"trial {row['trial']}: {ended}"
+
+
+def test_a_study_reopened_in_the_other_direction_is_refused_in_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study.open_study(study.Settings(direction="minimize"), url, [])
+    with pytest.raises(ConfigError) as refused:
+        study.open_study(study.Settings(direction="maximize"), url, [])
+    assert str(refused.value) == (
+        f"hydra.sweeper.direction=maximize is not allowed: study 'digits-nn' in {url} was"
+        " created to minimize; sweep it that way, or name another study"
+        " (hydra.sweeper.study_name)."
+    )
+    assert study.open_study(study.Settings(direction="minimize"), url, []).direction.name == (
+        "MINIMIZE"
+    )
