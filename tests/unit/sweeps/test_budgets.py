@@ -139,3 +139,11 @@ def test_a_shared_training_copies_its_network_only_where_a_budget_or_checkpoint_
     monkeypatch.setattr(budgets, "fit", watched_fit)
     budgets.train_to_largest(cfg, data, [40, 20, 30], track=True)
     assert seen == [10, 20, 30, 40]
+
+
+def test_a_budgets_training_time_is_the_time_to_reach_it_or_to_the_trainings_end() -> None:
+    shared = budgets.SharedTraining(12, {}, {}, 0, seconds={4: 1.5, 12: 6.0})
+    assert shared.training_seconds(4) == 1.5
+    assert shared.training_seconds(12) == 6.0
+    # A budget the training diverged before reaching: it took the whole training.
+    assert shared.training_seconds(8) == 6.0

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from digits_nn.config import parse
+from digits_nn.data.files import load_npz, write_npz
 from digits_nn.errors import ArtifactError
 from digits_nn.pipeline.fit import fit
 from digits_nn.pipeline.prepared import prepare
@@ -80,6 +81,29 @@ def test_a_state_is_refused_for_another_configuration_or_accuracy_spacing(tmp_pa
         continuation.read_state(path, parse(raw(iterations=9, alpha=0.06)), 4)
     with pytest.raises(ArtifactError, match="every 4 iterations, this run every 0"):
         continuation.read_state(path, cfg, 0)
+
+
+def test_a_state_file_that_is_not_whole_is_refused_saying_what_is_wrong(tmp_path: Path) -> None:
+    cfg = parse(raw(iterations=3))
+    whole = tmp_path / "whole.npz"
+    continuation.write_state(whole, Start(fit(cfg, prepare(cfg)).state, {}), cfg, 4)
+    arrays = load_npz(whole)
+    path = tmp_path / STATE_FILE
+    changes = {
+        "not a trainer state (no 'shuffles').": {"shuffles": None},
+        "array 'iteration' is float64 with shape (); expected an integer array with 0"
+        " dimension(s).": {"iteration": np.asarray(3.0)},
+        "3 cost points for 4 iterations.": {"iteration": np.asarray(4)},
+    }
+    for message, changed in changes.items():
+        corrupt = {k: v for k, v in (arrays | changed).items() if v is not None}
+        write_npz(path, **corrupt)
+        with pytest.raises(ArtifactError) as refused:
+            continuation.read_state(path, cfg, 4)
+        assert str(refused.value) == f"{path}: {message}"
+    # Arrays beyond the network's own (two velocities a layer) are not read into the state.
+    write_npz(path, **arrays, velocity4=np.zeros(3))
+    assert len(continuation.read_state(path, cfg, 4).state.velocities) == 4
 
 
 def test_the_continue_value_names_an_iteration_an_md5_and_maybe_a_run() -> None:

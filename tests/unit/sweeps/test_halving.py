@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import logging
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -35,28 +37,83 @@ def test_the_space_is_the_configurations_of_the_grid_and_its_budgets_the_rungs()
     assert len(space.configurations) == 6
 
 
+def refusal(call, *args) -> str:
+    """The whole one-line message of the ConfigError ``call(*args)`` raises."""
+    with pytest.raises(ConfigError) as raised:
+        call(*args)
+    return str(raised.value)
+
+
+PATIENCE_REFUSED = (
+    "train.patience={} is not allowed with sweep=halving: null. Early stopping restores"
+    " the best weights at each run's end, so a later rung cannot go on from it."
+)
+UNVALIDATED_REFUSED = (
+    "sweep=halving ranks configurations on validation rows: set train.validation_size > 0"
+    " (the preset holds out 0.15 of the training rows)."
+)
+
+
 def test_a_space_without_budgets_or_with_one_is_refused_in_one_line() -> None:
-    with pytest.raises(ConfigError, match=r"list the rungs"):
-        halving.space_of([["train.alpha=1.0"]])
+    assert refusal(halving.space_of, [["train.alpha=1.0"]]) == (
+        "sweep=halving needs its budgets: list the rungs as whole numbers in"
+        " hydra.sweeper.params['train.iterations'], e.g. 500,1500,4500."
+    )
     one = halving.space_of([["train.alpha=1.0", "train.iterations=5"]])
-    with pytest.raises(ConfigError, match="at least two rungs"):
-        halving.check_budgets(one, 3)
+    assert refusal(halving.check_budgets, one, 3) == (
+        "sweep=halving with the single budget [5]: list at least two rungs"
+        " in hydra.sweeper.params['train.iterations']."
+    )
     for eta in (1, "3", True):
-        with pytest.raises(ConfigError, match=r"hydra.sweeper.eta=.* is not allowed"):
-            halving.check_budgets(halving.space_of(grid_jobs()), eta)
+        assert refusal(halving.check_budgets, halving.space_of(grid_jobs()), eta) == (
+            f"hydra.sweeper.eta={eta!r} is not allowed: a whole number >= 2, or null for"
+            " the exhaustive sweep."
+        )
+
+
+def test_two_rungs_are_enough_to_halve() -> None:
+    two = halving.space_of([["train.alpha=1.0", f"train.iterations={b}"] for b in (4, 12)])
+    assert two.rungs == [4, 12]
+    halving.check_budgets(two, 2)
 
 
 def test_configurations_without_validation_rows_or_with_early_stopping_are_refused() -> None:
     space = halving.space_of(grid_jobs())
     validated = {"train.validation_size": 0.15, "train.patience": None}
     halving.check_configurations(space, validated)
-    with pytest.raises(ConfigError, match=r"train.validation_size > 0"):
-        halving.check_configurations(space, {"train.validation_size": 0.0})
+    unvalidated = {"train.validation_size": 0.0}
+    assert refusal(halving.check_configurations, space, unvalidated) == UNVALIDATED_REFUSED
     one_without = halving.Space([["train.validation_size=0"], ["train.alpha=1"]], [1, 2])
-    with pytest.raises(ConfigError, match=r"train.validation_size > 0"):
-        halving.check_configurations(one_without, validated)
-    with pytest.raises(ConfigError, match=r"train.patience=3 is not allowed with sweep=halving"):
-        halving.check_configurations(space, validated | {"train.patience": 3})
+    assert refusal(halving.check_configurations, one_without, validated) == UNVALIDATED_REFUSED
+    patient = validated | {"train.patience": 3}
+    assert refusal(halving.check_configurations, space, patient) == PATIENCE_REFUSED.format(3)
+
+
+@pytest.mark.parametrize(
+    ("override", "shown"),
+    [
+        ("train.patience=3", "3"),
+        ("+train.patience=3", "3"),  # Hydra's prefixes name the same key
+        ("++train.patience=3", "3"),
+        ("train.patience=a=b", "a=b"),  # the key ends at the first '='
+    ],
+)
+def test_a_configurations_own_early_stopping_is_refused_however_it_is_written(
+    override: str, shown: str
+) -> None:
+    space = halving.Space([["train.alpha=1"], ["train.alpha=2", override]], [1, 2])
+    validated = {"train.validation_size": 0.15, "train.patience": None}
+    assert refusal(halving.check_configurations, space, validated) == PATIENCE_REFUSED.format(shown)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["train.patience=null", "+Xtrain.patience=3", "+tracking.note=train.patience=3"],
+    ids=["null", "another-key-ending-so", "a-value-naming-it"],
+)
+def test_a_configuration_without_early_stopping_of_its_own_is_accepted(override: str) -> None:
+    space = halving.Space([["train.alpha=1", override]], [1, 2])
+    halving.check_configurations(space, {"train.validation_size": 0.15, "train.patience": None})
 
 
 def record(key: str, accuracy: float | None, status: str = "FINISHED", **extra) -> dict:
@@ -76,6 +133,9 @@ def test_the_best_nth_go_on_ties_to_the_lower_validation_cost_then_the_earlier()
     assert [r["key"] for r in halving.promoted(reached, 2)] == ["b", "c", "d"]
     assert [r["key"] for r in halving.promoted(reached, 10)] == ["b"]  # at least one
     assert halving.promoted([record("e", None, status="FAILED")], 3) == []
+    # A record without a validation cost loses a tie to one with any cost.
+    uncosted = [record("a", 0.90), record("b", 0.90, validation_cost=7.0)]
+    assert [r["key"] for r in halving.promoted(uncosted, 1)] == ["b", "a"]
 
 
 # ---- the rungs, launched by a launcher that only answers --------------------------------
@@ -102,9 +162,17 @@ def run_halving(sweep_dir: Path, launcher: AnsweringLauncher) -> list[str]:
     return halving.run(rung_launcher, halving.space_of(grid_jobs()), 2, None)
 
 
-def test_each_rung_goes_on_from_the_last_and_the_summary_lists_every_run(tmp_path: Path) -> None:
+def test_each_rung_goes_on_from_the_last_and_the_summary_lists_every_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=halving.__name__)
     launcher = AnsweringLauncher()
     keys = run_halving(tmp_path, launcher)
+    assert [r.getMessage() for r in caplog.records if r.name == halving.__name__] == [
+        "rung 0: 6 configurations to 4 iterations",
+        "rung 1: 3 configurations to 12 iterations",
+        "rung 2: 1 configurations to 36 iterations",
+    ]
     assert [len(batch) for batch in launcher.batches] == [6, 3, 1]
     assert records.read_jobs(tmp_path) == keys and len(keys) == 10
     first, second, third = launcher.batches
@@ -123,8 +191,13 @@ def test_each_rung_goes_on_from_the_last_and_the_summary_lists_every_run(tmp_pat
     assert top[:3] == ["train.alpha=1.0", "model.hidden_size=30", "train.iterations=36"]
     assert env_of(top, KEEP_STATE_ENV) is None  # nothing goes on from the top rung
     outcomes = {k: records.read_record(tmp_path, k)["outcome"] for k in keys}
-    assert sorted(outcomes.values()).count("reached the top rung") == 1
-    assert sum(o.startswith("stopped at rung 0") for o in outcomes.values()) == 3
+    assert Counter(outcomes.values()) == {
+        "promoted from rung 0": 3,
+        "stopped at rung 0 (4 it)": 3,
+        "promoted from rung 1": 1,
+        "stopped at rung 1 (12 it)": 2,
+        "reached the top rung": 1,
+    }
     assert records.read_record(tmp_path, keys[-1])["rung"] == 2
 
 
@@ -149,8 +222,30 @@ def test_a_rung_without_validation_accuracy_is_refused(tmp_path: Path) -> None:
                 answer.return_value.records[0]["validation_accuracy"] = None
             return returns
 
-    with pytest.raises(ConfigError, match=r"train.validation_size > 0"):
-        run_halving(tmp_path, Unvalidated())
+    assert refusal(run_halving, tmp_path, Unvalidated()) == UNVALIDATED_REFUSED
+
+
+def test_each_run_is_tagged_with_its_rung_and_outcome(store, tmp_path: Path) -> None:
+    class Tracked(AnsweringLauncher):
+        """Each job's record names a real run of ``store``, as a tracked job's does."""
+
+        def launch(self, batch, initial_job_idx):
+            returns = super().launch(batch, initial_job_idx)
+            for answer in returns:
+                [sent] = answer.return_value.records
+                sent["run_id"] = store.client.create_run(store.experiment_id).info.run_id
+            return returns
+
+    launcher = Tracked(score)
+    rung_launcher = RungLauncher(launcher, tmp_path, {"train.iterations": 3000})
+    keys = halving.run(rung_launcher, halving.space_of(grid_jobs()), 2, store)
+    for key in keys:
+        record = records.read_record(tmp_path, key)
+        tags = store.client.get_run(record["run_id"]).data.tags
+        assert tags["halving.rung"] == str(record["rung"]), key
+        assert tags["halving.outcome"] == record["outcome"], key
+    top = records.read_record(tmp_path, keys[-1])
+    assert store.client.get_run(top["run_id"]).data.tags["halving.rung"] == "2"
 
 
 def test_a_step_goes_on_only_from_an_earlier_run_that_kept_its_state() -> None:

@@ -130,15 +130,16 @@ def test_a_budget_read_off_a_shared_training_is_recorded_as_a_standalone_run(
 def test_a_refused_configuration_of_a_sweep_gets_a_failed_child_run(sweep_root: Path) -> None:
     from helpers import multirun
 
+    # Two overrides: the failed run's name and tag list them as the job was given them.
     with pytest.raises(SystemExit) as exited:
-        multirun("train.alpha=0.25,-1", "hydra.sweep.dir=sweep", task=job.run)
+        multirun("train.alpha=0.25,-1", "seed=3", "hydra.sweep.dir=sweep", task=job.run)
     assert exited.value.code == 1  # the sweep names its failed job
     client = MlflowClient(tracking_uri=f"sqlite:///{sweep_root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("digits-nn").experiment_id
     failed = client.search_runs([experiment], "attributes.status = 'FAILED'")
     [refused] = [r for r in failed if "mlflow.parentRunId" in r.data.tags]
-    assert refused.info.run_name == "invalid train.alpha=-1"
-    assert refused.data.tags["overrides"] == "train.alpha=-1"
+    assert refused.info.run_name == "invalid train.alpha=-1 seed=3"
+    assert refused.data.tags["overrides"] == "train.alpha=-1 seed=3"
     assert refused.data.tags["error"] == "train.alpha=-1.0 is not allowed: a finite number > 0."
     parent = refused.data.tags["mlflow.parentRunId"]
     assert client.get_run(parent).info.status == "FAILED"
