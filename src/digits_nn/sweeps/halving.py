@@ -90,7 +90,7 @@ def check_configurations(space: Space, base: Mapping[str, Any]) -> None:
     or go on from: without validation rows, or with early stopping. ``base`` holds the
     sweep's own values of ``train.validation_size`` and ``train.patience``."""
     for configuration in space.configurations:
-        values = dict(base) | dict(o.lstrip("+~").split("=", 1) for o in configuration)
+        values = dict(base) | dict(override_value(o) for o in configuration)
         if values.get("train.patience") not in (None, "null"):
             raise ConfigError(
                 f"train.patience={values['train.patience']} is not allowed with"
@@ -102,6 +102,13 @@ def check_configurations(space: Space, base: Mapping[str, Any]) -> None:
                 "sweep=halving ranks configurations on validation rows: set"
                 " train.validation_size > 0 (the preset holds out 0.15 of the training rows)."
             )
+
+
+def override_value(override: str) -> tuple[str, str | None]:
+    """The key an override sets and its value; None for a deletion without a value
+    (``~train.patience``), which leaves the key unset."""
+    key, has_value, value = override.lstrip("+~").partition("=")
+    return key, value if has_value else None
 
 
 def run(launcher: RungLauncher, space: Space, eta: int, store: Store | None) -> list[str]:

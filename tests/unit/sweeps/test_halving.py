@@ -79,6 +79,9 @@ def test_two_rungs_are_enough_to_halve() -> None:
 
 def test_configurations_without_validation_rows_or_with_early_stopping_are_refused() -> None:
     space = halving.space_of(grid_jobs())
+    deleted = halving.Space([["~train.validation_size"]], [1, 2])
+    validated_base = {"train.validation_size": 0.15, "train.patience": None}
+    assert refusal(halving.check_configurations, deleted, validated_base) == UNVALIDATED_REFUSED
     validated = {"train.validation_size": 0.15, "train.patience": None}
     halving.check_configurations(space, validated)
     unvalidated = {"train.validation_size": 0.0}
@@ -108,8 +111,13 @@ def test_a_configurations_own_early_stopping_is_refused_however_it_is_written(
 
 @pytest.mark.parametrize(
     "override",
-    ["train.patience=null", "+Xtrain.patience=3", "+tracking.note=train.patience=3"],
-    ids=["null", "another-key-ending-so", "a-value-naming-it"],
+    [
+        "train.patience=null",
+        "+Xtrain.patience=3",
+        "+tracking.note=train.patience=3",
+        "~train.patience",  # a deletion leaves no early stopping (Hydra judges the rest)
+    ],
+    ids=["null", "another-key-ending-so", "a-value-naming-it", "a-deletion"],
 )
 def test_a_configuration_without_early_stopping_of_its_own_is_accepted(override: str) -> None:
     space = halving.Space([["train.alpha=1", override]], [1, 2])
