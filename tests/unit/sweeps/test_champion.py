@@ -31,11 +31,14 @@ from digits_nn.tracking import runs
 from digits_nn.tracking.store import Store, open_store
 
 
-def version(number: int, seed: int = 0, md5: str | None = None) -> SimpleNamespace:
+def version(
+    number: int, seed: int = 0, md5: str | None = None, test_size: float = 0.4
+) -> SimpleNamespace:
     """A registry version as a validated sweep tags it."""
     if md5 is None:
-        md5 = provenance.split_md5(prepare(parse({"seed": seed})).split)
-    tags = {"param.seed": str(seed), "param.data.test_size": "0.4", "data_md5": md5}
+        cfg = parse({"seed": seed, "data": {"test_size": test_size}})
+        md5 = provenance.split_md5(prepare(cfg).split)
+    tags = {"param.seed": str(seed), "param.data.test_size": str(test_size), "data_md5": md5}
     return SimpleNamespace(version=number, tags=tags, aliases=[])
 
 
@@ -60,17 +63,40 @@ def test_versions_of_two_splits_are_compared_on_the_test_rows_they_share() -> No
     assert "(seed 1, test_size 0.4) and data_md5" in rows.described
 
 
-def test_a_version_whose_rows_cannot_be_rebuilt_is_refused() -> None:
-    with pytest.raises(RegistryError, match=r"v3 was trained on data_md5 0{32}, but seed 0"):
+def test_a_version_whose_rows_cannot_be_rebuilt_is_refused_in_one_line() -> None:
+    rebuilt = version(1).tags["data_md5"]
+    with pytest.raises(RegistryError) as moved:
         champion.gate_rows([version(3, md5="0" * 32)])
+    assert str(moved.value) == (
+        f"digits-nn v3 was trained on data_md5 {'0' * 32}, but seed 0 and test_size 0.4 give"
+        f" {rebuilt} here (other data or scaling): the rows it never saw cannot be rebuilt."
+    )
     untagged = SimpleNamespace(version=4, tags={}, aliases=[])
-    with pytest.raises(RegistryError, match=r"v4 has no param\.seed"):
+    with pytest.raises(RegistryError) as unknown:
         champion.gate_rows([untagged])
+    assert str(unknown.value) == (
+        "digits-nn v4 has no param.seed, param.data.test_size and data_md5 tags: the rows it"
+        " was tested on are unknown (register it from a sweep)."
+    )
+
+
+def test_versions_whose_test_rows_share_no_row_are_refused_in_one_line() -> None:
+    # Seeds 0 and 1 draw 18 test rows each (1%) with none in common.
+    apart = [version(2, seed=1, test_size=0.01), version(1, seed=0, test_size=0.01)]
+    with pytest.raises(RegistryError) as refused:
+        champion.gate_rows(apart)
+    assert str(refused.value) == (
+        "the versions' test rows have no row in common: nothing to compare."
+    )
 
 
 def test_without_a_challenger_the_gate_says_how_to_get_one(store) -> None:
-    with pytest.raises(RegistryError, match=r"no digits-nn@challenger in .*sweep=grid_validated"):
+    with pytest.raises(RegistryError) as missing:
         champion.gate(store, PromoteConfig())
+    assert str(missing.value) == (
+        f"no digits-nn@challenger in {store.uri}: register one with a validated sweep"
+        " (e.g. `python pipelines/run.py sweep=grid_validated`)."
+    )
 
 
 ROWS = Rows(np.zeros((3, 64)), np.arange(3), "the 3 test rows of data_md5 abc (seed 0)")
@@ -122,6 +148,21 @@ def test_the_verdict_is_one_line_with_both_figures_and_the_threshold() -> None:
         "promoted: digits-nn v7 is the first champion: accuracy 0.9500, needed >= 0.9000"
         " (promote.min_accuracy 0.9; no champion yet), on the 3 test rows of data_md5 abc"
         " (seed 0)."
+    )
+
+
+def test_the_verdict_names_the_champion_replaced_or_kept() -> None:
+    against = Contest(version(7), version(5), ROWS, PromoteConfig())
+    assert against.line(True, {"7": 0.96, "5": 0.95}) == (
+        "promoted: digits-nn v7 is the champion: accuracy 0.9600, needed >= 0.9500"
+        " (champion v5's 0.9500 + promote.min_gain 0; promote.min_accuracy 0), on the 3"
+        " test rows of data_md5 abc (seed 0)."
+    )
+    first = Contest(version(7), None, ROWS, PromoteConfig(min_accuracy=0.9))
+    assert first.line(False, {"7": 0.85}) == (
+        "refused: digits-nn v7 stays the challenger: accuracy 0.8500, needed >= 0.9000"
+        " (promote.min_accuracy 0.9; no champion yet), on the 3 test rows of data_md5 abc"
+        " (seed 0); the champion stays none."
     )
 
 
