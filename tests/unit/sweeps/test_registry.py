@@ -50,3 +50,74 @@ def test_the_registered_version_is_the_runs_logged_model(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
     loaded = mlflow.pyfunc.load_model(f"models:/{registry.REGISTERED_MODEL}@{registry.ALIAS}")
     assert loaded.metadata.model_id == model.model_id
+
+
+def logged_job(store: Store, md5: str | None = "0123abcd") -> dict:
+    """A validated sweep's best job as its record gives it, with the run it logged: the
+    run's data md5 tag (None: a run that has none) and its logged model, without the
+    seconds of training that would make them."""
+    from mlflow.entities import LoggedModelOutput
+
+    client = store.client
+    run_id = client.create_run(store.experiment_id).info.run_id
+    if md5 is not None:
+        client.set_tag(run_id, "data_md5", md5)
+    model = client.create_logged_model(store.experiment_id, source_run_id=run_id, name="model")
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, 0)])
+    client.set_terminated(run_id)
+    return {
+        "run_id": run_id,
+        "params": {"seed": 3, "train.alpha": 0.25, "model.hidden_sizes": None},
+        "overrides": ["seed=3", "train.alpha=0.25"],
+        "test_accuracy": 0.9123456789,
+        "validation_accuracy": 0.95,
+        "model_id": model.model_id,
+    }
+
+
+def version_of(store: Store, version: str):
+    return store.client.get_model_version(registry.REGISTERED_MODEL, version)
+
+
+# What a reviewer of the registry reads to know where a version came from and how good
+# it was, without opening the run.
+def test_a_version_carries_the_jobs_params_data_md5_accuracies_and_overrides(
+    store: Store,
+) -> None:
+    found = version_of(store, registry.register_best(store, logged_job(store)))
+    assert found.tags == {
+        "param.seed": "3",
+        "param.train.alpha": "0.25",
+        "param.model.hidden_sizes": "None",
+        "data_md5": "0123abcd",
+        "test_accuracy": "0.912346",
+        "validation_accuracy": "0.950000",
+    }
+    assert found.description == "Best of a sweep by validation accuracy: seed=3 train.alpha=0.25"
+
+
+def test_a_run_without_a_data_md5_is_registered_with_an_empty_one(store: Store) -> None:
+    found = version_of(store, registry.register_best(store, logged_job(store, md5=None)))
+    assert found.tags["data_md5"] == ""
+
+
+def test_digits_nn_is_created_even_when_the_registry_holds_other_models(store: Store) -> None:
+    store.client.create_registered_model("another-model")
+    version = registry.register_best(store, logged_job(store))
+    assert store.client.get_registered_model(registry.REGISTERED_MODEL).name == "digits-nn"
+    assert version_of(store, version).run_id is not None
+
+
+# The Models tab lists every version made of a logged model, not only the latest.
+def test_registering_the_same_model_again_lists_both_versions_and_moves_the_alias(
+    store: Store,
+) -> None:
+    best = logged_job(store)
+    first, second = registry.register_best(store, best), registry.register_best(store, best)
+    listed = store.client.get_logged_model(best["model_id"]).tags["mlflow.modelVersions"]
+    assert json.loads(listed) == [
+        {"name": "digits-nn", "version": first},
+        {"name": "digits-nn", "version": second},
+    ]
+    found = store.client.get_model_version_by_alias(registry.REGISTERED_MODEL, registry.ALIAS)
+    assert (first, second, str(found.version)) == ("1", "2", "2")
