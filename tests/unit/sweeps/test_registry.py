@@ -1,18 +1,20 @@
 """The best validated job's model as a version of ``digits-nn``, aliased ``challenger``,
-in a real SQLite store."""
+in a real SQLite store, and through a real tracking server over one."""
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from digits_nn import config
-from digits_nn.config import parse
+from digits_nn.config import TrackingConfig, parse
 from digits_nn.pipeline import app
 from digits_nn.sweeps import registry
-from digits_nn.tracking.store import Store
+from digits_nn.tracking.store import HTTP_RETRY_BUDGET, Store, open_store
 
 
 def best_row(store: Store, tmp_path: Path, **train) -> dict:
@@ -121,3 +123,43 @@ def test_registering_the_same_model_again_lists_both_versions_and_moves_the_alia
     ]
     found = store.client.get_model_version_by_alias(registry.REGISTERED_MODEL, registry.ALIAS)
     assert (first, second, str(found.version)) == ("1", "2", "2")
+
+
+@pytest.fixture
+def served_store(
+    store_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Store]:
+    """The store of ``store_root`` behind a real MLflow tracking server (MLflow's own
+    application, served from a thread of this process: a second process would spend
+    seconds importing MLflow), opened by its http URI as a user's sweep opens it."""
+    from mlflow.server import ARTIFACT_ROOT_ENV_VAR, BACKEND_STORE_URI_ENV_VAR, app, handlers
+    from werkzeug.serving import make_server
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for key in HTTP_RETRY_BUDGET:  # open_store sets them for the process: undone after
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv(BACKEND_STORE_URI_ENV_VAR, f"sqlite:///{store_root / 'mlflow.db'}")
+    monkeypatch.setenv(ARTIFACT_ROOT_ENV_VAR, (tmp_path / "mlartifacts").as_uri())
+    # The server keeps its stores in globals: this test's, and none left for the next.
+    monkeypatch.setattr(handlers, "_tracking_store", None)
+    monkeypatch.setattr(handlers, "_model_registry_store", None)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield open_store(TrackingConfig(uri=f"http://127.0.0.1:{server.server_port}"), tmp_path)
+    finally:
+        server.shutdown()
+
+
+# A server checks that a models:/ source is the model the request names; the SQLite
+# registry reads neither.
+def test_through_a_tracking_server_the_version_is_the_runs_logged_model(
+    served_store: Store,
+) -> None:
+    best = logged_job(served_store)
+    version = registry.register_best(served_store, best)
+    found = served_store.client.get_model_version_by_alias(
+        registry.REGISTERED_MODEL, registry.ALIAS
+    )
+    assert str(found.version) == version
+    assert (found.source, found.run_id) == (f"models:/{best['model_id']}", best["run_id"])
