@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from digits_nn.sweeps import resamples, summary
+from digits_nn.sweeps import resamples, stats, summary
 
 FOLDS = 5
 
@@ -128,3 +128,21 @@ def test_a_configuration_is_a_valid_mlflow_metric_name() -> None:
 
     label = resamples.metric_label("model.hidden_sizes=[100,50],train.alpha=0.25")
     _validate_metric_name(f"{label}/mean")
+
+
+def test_two_shared_resamples_are_enough_to_compare_two_configurations() -> None:
+    a = {(FOLDS, 0, 0): 0.90, (FOLDS, 1, 0): 0.92, (FOLDS, 2, 0): 0.97}
+    b = {(FOLDS, 0, 0): 0.93, (FOLDS, 1, 0): 0.94}
+    got = resamples.compare(a, b, 0.25)
+    assert got == stats.paired(np.array([0.90, 0.92]), np.array([0.93, 0.94]), 0.25)
+    assert resamples.compare(a, {(FOLDS, 0, 0): 0.93}, 0.25) is None
+
+
+# A record made before a param existed names its resample with None there: such
+# resamples are still put in one order (None and a number do not compare).
+def test_resamples_are_paired_even_when_a_param_is_missing_from_some_records() -> None:
+    a = {(FOLDS, 0, None): 0.90, (FOLDS, 0, 1): 0.92, (FOLDS, 1, 0): 0.95}
+    b = {(FOLDS, 0, None): 0.93, (FOLDS, 0, 1): 0.94, (FOLDS, 1, 0): 0.95}
+    got = resamples.compare(a, b, 0.25)
+    assert got is not None and got.n == 3
+    assert got.difference == pytest.approx(np.mean([0.03, 0.02, 0.0]))

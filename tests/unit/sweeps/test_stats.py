@@ -81,3 +81,63 @@ def test_the_spread_is_the_mean_sd_and_corrected_t_interval() -> None:
 def test_one_value_has_no_spread() -> None:
     got = stats.spread(np.array([0.9]), RATIO)
     assert got.mean == 0.9 and math.isnan(got.std) and math.isnan(got.low)
+
+
+def test_the_correction_ratio_is_a_resamples_test_rows_over_its_training_rows() -> None:
+    assert stats.test_train_ratio(20, 80) == 0.25  # a fold of a 5-fold: 1 / (5 - 1)
+
+
+def test_two_paired_resamples_are_enough_for_a_test() -> None:
+    a, b = np.array([0.90, 0.92]), np.array([0.93, 0.94])
+    got = stats.paired(a, b, RATIO)
+    t = scipy_stats.ttest_rel(b, a).statistic / nadeau_bengio_factor(2, RATIO)
+    assert got.n == 2
+    assert got.t == pytest.approx(t, rel=1e-12)
+    assert got.p == pytest.approx(2 * scipy_stats.t.sf(abs(t), df=1), rel=1e-12)
+
+
+# With no noise to measure against, the statistic is as large as the difference allows:
+# none (t = 0, p = 1), or infinite with the difference's sign (p = 0).
+@pytest.mark.parametrize(
+    ("shift", "t", "p"), [(0.0, 0.0, 1.0), (0.125, math.inf, 0.0), (-0.125, -math.inf, 0.0)]
+)
+def test_a_constant_difference_has_no_interval_and_a_t_of_its_sign(shift, t, p) -> None:
+    a = np.array([0.5, 0.75, 0.25])  # dyadic: every difference is exactly ``shift``
+    assert stats.paired(a, a + shift, RATIO) == stats.Paired(3, shift, shift, shift, t, p)
+
+
+# Accuracies read with the csv module are text; they are compared as the numbers they
+# are, on either side.
+@pytest.mark.parametrize("text_side", ["a", "b"])
+def test_accuracies_given_as_text_are_compared_as_numbers(text_side) -> None:
+    a, b = [0.90, 0.92, 0.91], [0.93, 0.94, 0.92]
+    expected = stats.paired(np.array(a), np.array(b), RATIO)
+    if text_side == "a":
+        a = [str(v) for v in a]
+    else:
+        b = [str(v) for v in b]
+    assert stats.paired(a, b, RATIO) == expected
+
+
+@pytest.mark.parametrize(
+    ("result", "line"),
+    [
+        (
+            stats.Paired(10, 0.0123, 0.0045, 0.0201, 3.2, 0.0108),
+            "B is better than A: B - A = +0.0123 (95 % interval +0.0045 to +0.0201,"
+            " p = 0.0108, 10 paired resamples) is more than noise.",
+        ),
+        (
+            stats.Paired(10, -0.0123, -0.0201, -0.0045, -3.2, 0.0108),
+            "A is better than B: B - A = -0.0123 (95 % interval -0.0201 to -0.0045,"
+            " p = 0.0108, 10 paired resamples) is more than noise.",
+        ),
+        (
+            stats.Paired(4, -0.002, -0.009, 0.005, -0.9, 0.43),
+            "B and A are indistinguishable: B - A = -0.0020 (95 % interval -0.0090 to"
+            " +0.0050, p = 0.43, 4 paired resamples) is within noise.",
+        ),
+    ],
+)
+def test_the_verdict_is_one_line_with_the_difference_its_interval_and_p(result, line) -> None:
+    assert stats.verdict(result, "A", "B") == line

@@ -150,3 +150,99 @@ def test_ties_are_broken_by_less_training_then_by_name_and_the_summary_says_so(
     text = (tmp_path / "sweep_summary.md").read_text()
     assert "Ties are broken by less training (iterations × hidden and output units)" in text
     assert "3 jobs tie at the best validation_accuracy (0.9500): job 0.3 ranks first" in text
+
+
+# The header is what a user reads before copying the file; a fold, or where the job was
+# recorded (tracking, paths), would make the preset one resample of one machine's run.
+def test_the_best_preset_names_its_job_and_how_to_run_it_and_keeps_no_fold() -> None:
+    best = {
+        "job": "seed=3,train.alpha=1.0",
+        "overrides": ["seed=3", "train.alpha=1.0"],
+        "validation_accuracy": 0.95,
+        "test_accuracy": 0.9,
+        "params": {
+            "seed": 3,
+            "train.alpha": 1.0,
+            "data.folds": 5,
+            "data.fold": 2,
+            "data.repeat": 0,
+            "data.test_size": 0.4,
+            "model.hidden_size": 30,
+            "tracking.experiment": "digits-nn",
+            "paths.root": "/elsewhere",
+        },
+    }
+    assert summary.best_experiment(best, "sweep cv") == (
+        "# @package _global_\n"
+        "# Best job of sweep cv: validation accuracy 0.9500, test accuracy 0.9000.\n"
+        "# Job seed=3,train.alpha=1.0: seed=3 train.alpha=1.0\n"
+        "# Run it: cp this file conf/experiment/best.yaml &&"
+        " python pipelines/run.py experiment=best\n"
+        "seed: 3\n"
+        "train:\n"
+        "  alpha: 1.0\n"
+        "data:\n"
+        "  test_size: 0.4\n"
+        "model:\n"
+        "  hidden_size: 30\n"
+    )
+
+
+def configuration_table() -> list[dict]:
+    """Two configurations as resamples.configurations gives them: the best, and one
+    measured on a single resample (no spread, no test), whose name holds a bar."""
+    nan = float("nan")
+    return [
+        {
+            "rank": 1,
+            "configuration": "train.alpha=1.0",
+            "resamples": 10,
+            "mean": 0.97,
+            "std": 0.01,
+            "ci95_low": 0.95,
+            "ci95_high": 0.99,
+            "vs_best": "best",
+            "p_vs_best": None,
+            "example": {"key": "train.alpha=1.0"},  # not a column
+        },
+        {
+            "rank": 2,
+            "configuration": "train.note=a|b",
+            "resamples": 1,
+            "mean": 0.9,
+            "std": nan,
+            "ci95_low": nan,
+            "ci95_high": nan,
+            "vs_best": "too few shared resamples",
+            "p_vs_best": None,
+        },
+    ]
+
+
+def test_the_configurations_csv_has_one_line_per_configuration_and_only_its_columns() -> None:
+    assert summary.configurations_csv(configuration_table()) == (
+        "rank,configuration,resamples,mean,std,ci95_low,ci95_high,vs_best,p_vs_best\n"
+        "1,train.alpha=1.0,10,0.97,0.01,0.95,0.99,best,\n"
+        "2,train.note=a|b,1,0.9,nan,nan,nan,too few shared resamples,\n"
+    )
+
+
+# A figure that does not exist (a single resample's spread, the best's own test) is an
+# empty cell, and a bar in a name is escaped: either would otherwise break the table.
+def test_the_configurations_table_explains_its_figures_and_leaves_missing_ones_empty() -> None:
+    assert summary.configurations_markdown(configuration_table(), "validation_accuracy") == (
+        "## Configurations: validation accuracy over their resamples\n"
+        "\n"
+        "Mean and standard deviation over each configuration's resamples (folds, repeats,"
+        " seeds), and the 95 % interval of the mean with Nadeau and Bengio's correction for"
+        " overlapping training rows. `vs_best`: the corrected paired t-test against the"
+        " best on the resamples both have; indistinguishable when p >= 0.05.\n"
+        "\n"
+        "| rank | configuration | resamples | mean | std | ci95_low | ci95_high | vs_best"
+        " | p_vs_best |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+        "| 1 | train.alpha=1.0 | 10 | 0.9700 | 0.0100 | 0.9500 | 0.9900 | best |  |\n"
+        "| 2 | train.note=a\\|b | 1 | 0.9000 |  |  |  | too few shared resamples |  |\n"
+        "\n"
+        "## Jobs"
+    )
