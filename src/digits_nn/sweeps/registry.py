@@ -47,9 +47,15 @@ def register_best(store: Store, best: dict[str, Any]) -> str:
             model_id=model_id,
         ).version
     if model_id:
-        listed = client.get_logged_model(model_id).tags.get(MODEL_VERSIONS_TAG)
-        entry = {"name": REGISTERED_MODEL, "version": str(version)}
-        versions = [*json.loads(listed or "[]"), entry]
-        client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(versions)})
+        listed = json.loads(client.get_logged_model(model_id).tags.get(MODEL_VERSIONS_TAG) or "[]")
+        # A tracking server lists the new version itself; the SQLite registry does not.
+        if not any(
+            entry.get("name") == REGISTERED_MODEL and str(entry.get("version")) == str(version)
+            for entry in listed
+        ):
+            entry = {"name": REGISTERED_MODEL, "version": str(version)}
+            client.set_logged_model_tags(
+                model_id, {MODEL_VERSIONS_TAG: json.dumps([*listed, entry])}
+            )
     client.set_registered_model_alias(REGISTERED_MODEL, ALIAS, version)
     return str(version)

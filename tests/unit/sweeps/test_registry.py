@@ -163,3 +163,6 @@ def test_through_a_tracking_server_the_version_is_the_runs_logged_model(
     )
     assert str(found.version) == version
     assert (found.source, found.run_id) == (f"models:/{best['model_id']}", best["run_id"])
+    # The server lists the version on the logged model itself: once, not again.
+    listed = served_store.client.get_logged_model(best["model_id"]).tags["mlflow.modelVersions"]
+    assert [str(entry["version"]) for entry in json.loads(listed)] == [version]
