@@ -135,35 +135,57 @@ def test_mlflow_decides_with_the_thresholds_as_the_gate_words_them() -> None:
     assert not decided(PromoteConfig(min_accuracy=0.951), with_champion=False)
 
 
-def test_the_verdict_is_one_line_with_both_figures_and_the_threshold() -> None:
-    contest = Contest(version(7), version(5), ROWS, PromoteConfig(min_gain=0.005))
-    line = contest.line(False, {"7": 0.9430, "5": 0.9513})
-    assert line == (
-        "refused: digits-nn v7 stays the challenger: accuracy 0.9430, needed >= 0.9563"
-        " (champion v5's 0.9513 + promote.min_gain 0.005; promote.min_accuracy 0), on the 3"
-        " test rows of data_md5 abc (seed 0); the champion stays v5."
-    )
-    first = Contest(version(7), None, ROWS, PromoteConfig(min_accuracy=0.9))
-    assert first.line(True, {"7": 0.95}) == (
-        "promoted: digits-nn v7 is the first champion: accuracy 0.9500, needed >= 0.9000"
-        " (promote.min_accuracy 0.9; no champion yet), on the 3 test rows of data_md5 abc"
-        " (seed 0)."
-    )
-
-
-def test_the_verdict_names_the_champion_replaced_or_kept() -> None:
-    against = Contest(version(7), version(5), ROWS, PromoteConfig())
-    assert against.line(True, {"7": 0.96, "5": 0.95}) == (
-        "promoted: digits-nn v7 is the champion: accuracy 0.9600, needed >= 0.9500"
-        " (champion v5's 0.9500 + promote.min_gain 0; promote.min_accuracy 0), on the 3"
-        " test rows of data_md5 abc (seed 0)."
-    )
-    first = Contest(version(7), None, ROWS, PromoteConfig(min_accuracy=0.9))
-    assert first.line(False, {"7": 0.85}) == (
-        "refused: digits-nn v7 stays the challenger: accuracy 0.8500, needed >= 0.9000"
-        " (promote.min_accuracy 0.9; no champion yet), on the 3 test rows of data_md5 abc"
-        " (seed 0); the champion stays none."
-    )
+@pytest.mark.parametrize(
+    ("champion", "settings", "promoted", "accuracies", "expected"),
+    [
+        (
+            5,
+            PromoteConfig(min_gain=0.005),
+            False,
+            {"7": 0.9430, "5": 0.9513},
+            "refused: digits-nn v7 stays the challenger: accuracy 0.9430, needed >= 0.9563"
+            " (champion v5's 0.9513 + promote.min_gain 0.005; promote.min_accuracy 0), on"
+            " the 3 test rows of data_md5 abc (seed 0); the champion stays v5.",
+        ),
+        (
+            None,
+            PromoteConfig(min_accuracy=0.9),
+            True,
+            {"7": 0.95},
+            "promoted: digits-nn v7 is the first champion: accuracy 0.9500, needed >= 0.9000"
+            " (promote.min_accuracy 0.9; no champion yet), on the 3 test rows of data_md5 abc"
+            " (seed 0).",
+        ),
+        (
+            5,
+            PromoteConfig(),
+            True,
+            {"7": 0.96, "5": 0.95},
+            "promoted: digits-nn v7 is the champion: accuracy 0.9600, needed >= 0.9500"
+            " (champion v5's 0.9500 + promote.min_gain 0; promote.min_accuracy 0), on the 3"
+            " test rows of data_md5 abc (seed 0).",
+        ),
+        (
+            None,
+            PromoteConfig(min_accuracy=0.9),
+            False,
+            {"7": 0.85},
+            "refused: digits-nn v7 stays the challenger: accuracy 0.8500, needed >= 0.9000"
+            " (promote.min_accuracy 0.9; no champion yet), on the 3 test rows of data_md5 abc"
+            " (seed 0); the champion stays none.",
+        ),
+    ],
+    ids=["refused-against-a-champion", "first-champion", "replaces-a-champion", "refused-first"],
+)
+def test_the_verdict_is_one_line_with_both_figures_the_threshold_and_the_champion(
+    champion: int | None,
+    settings: PromoteConfig,
+    promoted: bool,
+    accuracies: dict[str, float],
+    expected: str,
+) -> None:
+    contest = Contest(version(7), version(champion) if champion else None, ROWS, settings)
+    assert contest.line(promoted, accuracies) == expected
 
 
 # ---- against a real store: two registered versions, one weak and one strong ---------------
