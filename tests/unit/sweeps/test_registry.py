@@ -133,9 +133,18 @@ def served_store(
     application, served from a thread of this process: a second process would spend
     seconds importing MLflow), opened by its http URI as a user's sweep opens it."""
     from mlflow.server import ARTIFACT_ROOT_ENV_VAR, BACKEND_STORE_URI_ENV_VAR, app, handlers
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
     from werkzeug.serving import make_server
 
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # The server makes its store MLflow's global tracking and registry URI, variables
+    # included, in this process: all four are put back after the test (a variable is
+    # set first so that monkeypatch removes it again even if it was absent).
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.setenv(variable, "")
+        monkeypatch.delenv(variable)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
+    monkeypatch.setattr(registry_utils, "_registry_uri", None)
     for key in HTTP_RETRY_BUDGET:  # open_store sets them for the process: undone after
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv(BACKEND_STORE_URI_ENV_VAR, f"sqlite:///{store_root / 'mlflow.db'}")
